@@ -1,0 +1,75 @@
+# The two commands of the README: `make repro` (the whole DAG) and `make test` (the suite).
+# Both create the environment on first use; nothing else needs installing by hand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+UI_PORT ?= 5000
+PYTEST_ARGS ?=
+
+# Offline, these tools otherwise wait on the network.
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export DVC_NO_ANALYTICS := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: all repro test test-fast data ui lint format lock bench clean-venv
+
+all: repro
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# data/ is tracked by data.dvc: pull it from the DVC remote when one is configured,
+# otherwise build the default corpus (deterministic, so it matches data.dvc's hash).
+data: $(STAMP)
+	@if [ -d data ] && [ -f data/REPORT.json ]; then \
+	  echo "data/ present"; \
+	elif [ -n "$$($(BIN)/dvc remote list 2>/dev/null)" ] && $(BIN)/dvc pull data.dvc; then \
+	  echo "data/ pulled from the DVC remote"; \
+	else \
+	  $(BIN)/python -m pipelines.corpus --output data; \
+	fi
+
+repro: data
+	$(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
+
+ui: $(STAMP)
+	@mkdir -p mlflow/artifacts
+	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT)"
+	$(BIN)/mlflow ui --host 127.0.0.1 --port $(UI_PORT) \
+	  --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root mlflow/artifacts
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Regenerate the tested set after changing dependencies.
+lock:
+	rm -rf /tmp/musicvae-lock && $(PYTHON) -m venv /tmp/musicvae-lock
+	/tmp/musicvae-lock/bin/pip install --quiet -e '.[dev]'
+	(echo "# Tested set of versions (pip constraints). Regenerate: make lock"; \
+	 /tmp/musicvae-lock/bin/pip freeze --exclude-editable | sed 's/+cpu$$//') > requirements.lock
+
+bench: $(STAMP)
+	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/train.py
+
+clean-venv:
+	rm -rf $(VENV)
