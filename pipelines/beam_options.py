@@ -21,7 +21,9 @@ def _has_flag(argv: list[str], name: str) -> bool:
     return any(arg == f"--{name}" or arg.startswith(f"--{name}=") for arg in argv)
 
 
-def pipeline_options(beam_args: list[str], *, default_workers: int | None = None) -> PipelineOptions:
+def pipeline_options(
+    beam_args: list[str], *, default_workers: int | None = None
+) -> PipelineOptions:
     """Build PipelineOptions from the arguments argparse did not consume.
 
     `default_workers` caps the DirectRunner's process count (defaults to all cores).
