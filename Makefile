@@ -13,8 +13,10 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export DVC_NO_ANALYTICS := 1
 export PYTHONDONTWRITEBYTECODE := 1
+# Stage commands in dvc.yaml call `python`: make it the project's.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: all repro test test-fast data ui lint format lock bench clean-venv
+.PHONY: all venv repro test test-fast browser data ui lint format lock bench clean-venv
 
 all: repro
 
@@ -40,8 +42,17 @@ data: $(STAMP)
 repro: data
 	$(BIN)/dvc repro
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The MLflow UI test drives a real Chromium: install Debian's where we may (root + apt),
+# otherwise that test skips and says why.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "WARNING: could not install chromium; browser tests will skip"; \
+	else echo "WARNING: no chromium on PATH; browser tests will skip"; fi
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)

@@ -14,11 +14,19 @@ from apache_beam.options.pipeline_options import (
     PipelineOptions,
     SetupOptions,
     StandardOptions,
+    WorkerOptions,
 )
 
 
 def _has_flag(argv: list[str], name: str) -> bool:
     return any(arg == f"--{name}" or arg.startswith(f"--{name}=") for arg in argv)
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (a container's CPU set, not the host's CPU count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def pipeline_options(
@@ -36,8 +44,13 @@ def pipeline_options(
         direct = options.view_as(DirectOptions)
         if not _has_flag(beam_args, "direct_running_mode"):
             direct.direct_running_mode = "multi_processing"
-        if not _has_flag(beam_args, "direct_num_workers"):
-            direct.direct_num_workers = default_workers or os.cpu_count() or 1
+        if direct.direct_running_mode != "in_memory" and not _has_flag(
+            beam_args, "direct_num_workers"
+        ):
+            direct.direct_num_workers = default_workers or _usable_cores()
+        if not _has_flag(beam_args, "default_sdk_harness_log_level"):
+            # Local workers otherwise log a dozen INFO lines each about their gRPC channels.
+            options.view_as(WorkerOptions).default_sdk_harness_log_level = "WARNING"
     else:
         # Remote workers need the project's code: ship it as a package unless told otherwise.
         setup = options.view_as(SetupOptions)

@@ -1,0 +1,185 @@
+"""Benchmark of the two Beam stages on a corpus folder, with 1 and 2 DirectRunner workers.
+
+    python bench/pipeline.py [--corpus data/] [--workers 1,2] [--json out.json]
+
+Each stage runs as its own process exactly as the DVC stage runs it (`python -m pipelines.…`,
+multi-processing DirectRunner). The process tree (the runner and its worker processes) is sampled
+every 0.1 s: wall time, CPU seconds (user + system, summed over every process of the tree) and
+peak RSS (the largest sum over the tree at one sample, and the largest single process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+
+import psutil
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass
+class Measure:
+    stage: str
+    workers: int
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float  # sum over the process tree, at its largest
+    peak_process_rss_mb: float  # the largest single process
+    processes: int  # processes seen in the tree
+    items: int  # files (stage 1) or examples written (stage 2)
+    items_per_s: float
+
+
+def run_measured(cmd: list[str], log_path: str) -> tuple[float, float, float, float, int]:
+    """Runs `cmd`; returns (wall s, CPU s, peak tree RSS MB, peak process RSS MB, processes)."""
+    cpu_by_pid: dict[int, float] = {}
+    peak_tree = peak_process = 0
+    start = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                break
+            rss = 0
+            for p in tree:
+                try:
+                    times = p.cpu_times()
+                    mem = p.memory_info().rss
+                except psutil.NoSuchProcess:
+                    continue
+                cpu_by_pid[p.pid] = times.user + times.system
+                rss += mem
+                peak_process = max(peak_process, mem)
+            peak_tree = max(peak_tree, rss)
+            time.sleep(0.1)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed (exit {proc.returncode}); see {log_path}")
+    return wall, sum(cpu_by_pid.values()), peak_tree / 2**20, peak_process / 2**20, len(cpu_by_pid)
+
+
+def bench(corpus: str, workers: int, work_dir: str) -> tuple[list[Measure], dict]:
+    out = os.path.join(work_dir, f"workers{workers}")
+    beam_args = [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+    stage1 = [
+        sys.executable,
+        "-m",
+        "pipelines.notesequences",
+        "--input",
+        corpus,
+        "--output",
+        f"{out}/notesequences",
+    ]
+    stage2 = [
+        sys.executable,
+        "-m",
+        "pipelines.examples",
+        "--input",
+        f"{out}/notesequences",
+        "--output",
+        out,
+    ]
+    measures = []
+    wall, cpu, tree, proc, n = run_measured(stage1 + beam_args, f"{out}.notesequences.log")
+    with open(f"{out}/notesequences/stats.json") as f:
+        stats1 = json.load(f)
+    files = stats1["files_in"]
+    measures.append(
+        Measure("notesequences", workers, wall, cpu, tree, proc, n, files, files / wall)
+    )
+    wall, cpu, tree, proc, n = run_measured(stage2 + beam_args, f"{out}.examples.log")
+    stats2 = {}
+    for name in sorted(os.listdir(out)):
+        path = os.path.join(out, name, "stats.json")
+        if name != "notesequences" and os.path.exists(path):
+            with open(path) as f:
+                stats2[name] = json.load(f)
+    examples = sum(s["stages"]["examples_written"] for s in stats2.values())
+    measures.append(
+        Measure("examples", workers, wall, cpu, tree, proc, n, examples, examples / wall)
+    )
+    return measures, {"notesequences": stats1, **stats2}
+
+
+def print_table(measures: list[Measure]) -> None:
+    print(
+        f"{'stage':<14}{'workers':>8}{'wall s':>9}{'CPU s':>9}{'peak RSS MB':>13}{'max proc MB':>13}{'items':>10}{'items/s':>10}"
+    )
+    for m in measures:
+        items = f"{m.items:>10,}{m.items_per_s:>10.1f}" if m.items else f"{'-':>10}{'-':>10}"
+        print(
+            f"{m.stage:<14}{m.workers:>8}{m.wall_s:>9.1f}{m.cpu_s:>9.1f}{m.peak_rss_mb:>13.0f}"
+            f"{m.peak_process_rss_mb:>13.0f}{items}"
+        )
+    print("items: files in (notesequences), examples written (examples)")
+
+
+def print_counts(stats: dict) -> None:
+    s1 = stats["notesequences"]
+    print(
+        f"\nfiles in {s1['files_in']:,}: converted {s1['converted']:,}, duplicates {s1['duplicates']:,}, "
+        f"failed {s1['failed']:,} { ({k: v for k, v in s1['errors_by_reason'].items() if v}) }"
+    )
+    print(
+        f"{'dataset':<12}{'sequences':>10}{'extracted':>11}{'dupes':>9}{'train':>9}{'eval':>8}{'test':>8}"
+    )
+    for name, s in stats.items():
+        if name == "notesequences":
+            continue
+        print(
+            f"{name:<12}{s['stages']['sequences_with_examples']:>10,}{s['stages']['examples_extracted']:>11,}"
+            f"{s['duplicates_across_corpus']:>9,}{s['splits']['train']:>9,}{s['splits']['eval']:>8,}{s['splits']['test']:>8,}"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", default="data/", help="corpus folder or glob (stage 1 --input)")
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    parser.add_argument("--work_dir", default=None, help="where outputs go (default: a temp dir)")
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    corpus = os.path.abspath(args.corpus)
+    measures, stats = [], {}
+    with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
+        work_dir = args.work_dir or tmp
+        for workers in (int(w) for w in args.workers.split(",")):
+            os.makedirs(os.path.join(work_dir, f"workers{workers}"), exist_ok=True)
+            m, stats = bench(corpus, workers, work_dir)
+            measures += m
+            total = Measure(
+                "both stages",
+                workers,
+                *(sum(getattr(x, f) for x in m) for f in ("wall_s", "cpu_s")),
+                max(x.peak_rss_mb for x in m),
+                max(x.peak_process_rss_mb for x in m),
+                0,
+                0,
+                0.0,
+            )
+            measures.append(total)
+            print_table(measures[-3:])
+        print(f"\ncorpus {corpus}, {psutil.cpu_count()} cores")
+        print_table(measures)
+        print_counts(stats)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                {"corpus": corpus, "measures": [asdict(m) for m in measures], "stats": stats},
+                f,
+                indent=2,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Interpolation between pairs of sequences (paper section 5) and how smooth it is.
+
+Two ways from sequence A to sequence B in ``len(alphas)`` steps:
+
+- latent: decode slerp(mu_A, mu_B, alpha) (the model decides what lies in between);
+- data: every time step copied from B with probability alpha, else from A (the naive baseline).
+
+Smoothness is read from the normalised Hamming distance of each interpolant to A as alpha goes
+from 0 to 1: ideally it rises monotonically and in a straight line from 0 to d(A, B).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+DEFAULT_ALPHAS = np.linspace(0.0, 1.0, 11)
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Spherical interpolation between rows of ``z0`` and ``z1`` (``[..., D]``).
+
+    Moves along the great circle between the two directions, so that interpolants of
+    equal-norm codes keep that norm: a straight line would pass through the low-norm middle of a
+    Gaussian prior, where codes are atypical. Falls back to a straight line when the two codes
+    point the same way (the circle is undefined there).
+    """
+    if z0.shape != z1.shape:
+        raise ValueError(f"z0 {tuple(z0.shape)} and z1 {tuple(z1.shape)} differ in shape")
+    cos = torch.nn.functional.cosine_similarity(z0, z1, dim=-1, eps=1e-12).clamp(-1.0, 1.0)
+    omega = torch.arccos(cos).unsqueeze(-1)
+    sin_omega = torch.sin(omega)
+    straight = (1.0 - alpha) * z0 + alpha * z1
+    parallel = sin_omega.abs() < 1e-6
+    safe_sin = torch.where(parallel, torch.ones_like(sin_omega), sin_omega)
+    curved = (torch.sin((1.0 - alpha) * omega) * z0 + torch.sin(alpha * omega) * z1) / safe_sin
+    return torch.where(parallel, straight, curved)
+
+
+def data_space_interpolation(
+    a: np.ndarray, b: np.ndarray, alpha: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Take every time step (all tracks at once) from ``b`` with probability ``alpha``.
+
+    ``a`` and ``b`` are ``[..., T, K]`` token arrays; returns an array of the same shape.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"a {a.shape} and b {b.shape} differ in shape")
+    from_b = rng.random(a.shape[:-1]) < alpha
+    return np.where(from_b[..., None], b, a)
+
+
+def normalized_hamming(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Fraction of tokens that differ between ``x`` and ``y`` (``[..., T, K]``), per sequence."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.shape != y.shape:
+        raise ValueError(f"x {x.shape} and y {y.shape} differ in shape")
+    return (x != y).mean(axis=(-2, -1))
+
+
+def pick_pairs(num_examples: int, num_pairs: int, seed: int) -> np.ndarray:
+    """A fixed, seeded set of ``num_pairs`` (A, B) index pairs, ``[num_pairs, 2]``, A != B.
+
+    Pairs use distinct examples while there are enough of them, so that no example dominates.
+    """
+    if num_examples < 2:
+        raise ValueError("need at least two examples to make a pair")
+    rng = np.random.default_rng(seed)
+    if 2 * num_pairs <= num_examples:
+        return rng.permutation(num_examples)[: 2 * num_pairs].reshape(num_pairs, 2)
+    first = rng.integers(0, num_examples, size=num_pairs)
+    # An offset in 1..N-1 guarantees B != A.
+    second = (first + rng.integers(1, num_examples, size=num_pairs)) % num_examples
+    return np.stack([first, second], axis=1)
+
+
+def relative_distances(interpolants: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamming distance of every interpolant to A divided by d(A, B): ``[P, num_alphas]``.
+
+    ``interpolants`` is ``[P, num_alphas, T, K]``, ``a`` and ``b`` are ``[P, T, K]``. Pairs with
+    A == B have no scale and are rows of NaN.
+    """
+    interpolants, a = np.asarray(interpolants), np.asarray(a)
+    to_a = normalized_hamming(interpolants, np.broadcast_to(a[:, None], interpolants.shape))
+    a_to_b = normalized_hamming(a, b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(a_to_b[:, None] > 0, to_a / a_to_b[:, None], np.nan)
+
+
+def monotonicity_violation(relative: np.ndarray) -> float:
+    """Mean over pairs of the total amount by which the distance to A *falls* along alpha.
+
+    0 for a curve that never moves back towards A; in units of d(A, B).
+    """
+    relative = _valid_rows(relative)
+    drops = np.clip(-np.diff(relative, axis=1), 0.0, None)
+    return float(drops.sum(axis=1).mean())
+
+
+def linearity_deviation(relative: np.ndarray, alphas: np.ndarray) -> float:
+    """Mean absolute gap between the relative distance to A and the straight line ``alpha``."""
+    relative = _valid_rows(relative)
+    alphas = np.asarray(alphas, dtype=float)
+    if relative.shape[1] != alphas.size:
+        raise ValueError(f"{relative.shape[1]} distances per pair for {alphas.size} alphas")
+    return float(np.abs(relative - alphas[None]).mean())
+
+
+def _valid_rows(relative: np.ndarray) -> np.ndarray:
+    relative = np.asarray(relative, dtype=float)
+    if relative.ndim != 2:
+        raise ValueError(f"expected [pairs, alphas], got {relative.shape}")
+    relative = relative[~np.isnan(relative).any(axis=1)]
+    if relative.shape[0] == 0:
+        raise ValueError("no pair with A != B")
+    return relative

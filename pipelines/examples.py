@@ -1,0 +1,519 @@
+"""Stage 2 of the data pipeline: NoteSequences → training examples, one Parquet dataset each.
+
+    python -m pipelines.examples --input datasets/notesequences --output datasets \\
+        --datasets mel_2bar,mel_16bar,drums_2bar,trio_16bar
+
+For every NoteSequence of stage 1 and every dataset, `pipelines.extract` slices windows. Windows
+are then de-duplicated by content across the whole corpus (the copy with the smallest
+(source_id, piece, start_bar, program) is kept, so the result does not depend on the runner) and
+split into train/eval/test by a stable hash of the source file's id, so a piece never lands in
+two splits and the same file lands in the same split in every dataset. Output, per dataset:
+
+    <output>/<dataset>/{train,eval,test}-SSSSS-of-NNNNN.parquet   (at least one file per split)
+    <output>/<dataset>/stats.json   counts per filter reason, per stage and per split
+
+Nothing is collected in memory: windows stream from the extraction through a combine-per-key
+(the de-duplication) to the Parquet writers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import asdict
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam.metrics import Metrics
+
+from pipelines import beam_files
+from pipelines.beam_metrics import print_counters
+from pipelines.beam_options import pipeline_options
+from pipelines.extract import DATASET_SPECS, DatasetSpec, examples_from_pieces
+from pipelines.representation import TRACKS
+
+NAMESPACE = "examples"
+SPLITS = ("train", "eval", "test")
+DEFAULT_EVAL_FRACTION = 0.05
+DEFAULT_TEST_FRACTION = 0.05
+_LOG = logging.getLogger(__name__)
+
+
+def split_of(
+    source_id: str,
+    eval_fraction: float = DEFAULT_EVAL_FRACTION,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+) -> str:
+    """train / eval / test for a source file, from a hash of its id (stable across runs)."""
+    digest = hashlib.sha256(f"musicvae-split:{source_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    if u < test_fraction:
+        return "test"
+    if u < test_fraction + eval_fraction:
+        return "eval"
+    return "train"
+
+
+def dataset_schema(spec: DatasetSpec) -> pa.Schema:
+    """Columns of docs/architecture.md, plus `piece` and `meter` (where the window comes from)."""
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("source_id", pa.string()),
+            ("source_path", pa.string()),
+            ("split", pa.string()),
+            ("start_bar", pa.int32()),
+            ("program", pa.int32()),
+            ("piece", pa.int32()),
+            ("meter", pa.string()),
+        ]
+        + [(track.column, pa.list_(pa.int16())) for track in TRACKS[spec.kind]]
+    )
+
+
+# A window on its way to the de-duplication: the fields that order copies come first, tokens
+# travel as little-endian int16 bytes (Beam encodes tuples of str/int/bytes without pickling).
+# (source_id, piece, start_bar, program, meter, source_path, (tokens bytes per track))
+Candidate = tuple
+
+
+class ExtractExamples(beam.DoFn):
+    """pyarrow Table of stage-1 rows → ((dataset, content key), Candidate), and per sequence and
+    dataset a Counter of what the extraction kept and dropped (output "counts")."""
+
+    def __init__(self, specs: list[DatasetSpec]):
+        self._specs = specs
+
+    def setup(self):
+        from note_seq.protobuf import music_pb2
+
+        from pipelines.pieces import split_into_pieces
+
+        self._parse = music_pb2.NoteSequence.FromString
+        self._split = split_into_pieces
+        self._counters: dict[str, beam.metrics.metricbase.Counter] = {}
+
+    def _count(self, dataset: str, counts: collections.Counter) -> beam.pvalue.TaggedOutput:
+        for key, value in counts.items():
+            name = f"{dataset}:{key}"
+            if name not in self._counters:
+                self._counters[name] = Metrics.counter(NAMESPACE, name)
+            self._counters[name].inc(value)
+        return beam.pvalue.TaggedOutput("counts", (dataset, counts))
+
+    def _examples(
+        self, sequence, spec: DatasetSpec, pieces_cache: dict
+    ) -> tuple[list, collections.Counter]:
+        # Splitting and quantizing is shared by the datasets (all but the length cap are equal).
+        if spec.max_piece_steps not in pieces_cache:
+            piece_counts: collections.Counter = collections.Counter()
+            pieces_cache[spec.max_piece_steps] = (
+                self._split(sequence, spec.max_piece_steps, piece_counts),
+                piece_counts,
+            )
+        pieces, piece_counts = pieces_cache[spec.max_piece_steps]
+        return examples_from_pieces(pieces, spec, collections.Counter(piece_counts))
+
+    def process(self, table) -> Iterator:
+        columns = table.select(["id", "path", "note_sequence"]).to_pydict()
+        for source_id, path, blob in zip(
+            columns["id"], columns["path"], columns["note_sequence"], strict=True
+        ):
+            try:
+                sequence = self._parse(blob)
+            except Exception as e:  # stage 1 wrote it; a failure here means a damaged file
+                _LOG.warning("cannot parse the NoteSequence of %s: %s", path, e)
+                for spec in self._specs:
+                    yield self._count(
+                        spec.name, collections.Counter(sequences_in=1, extract_errors=1)
+                    )
+                continue
+            pieces_cache: dict = {}
+            for spec in self._specs:
+                counts = collections.Counter(sequences_in=1)
+                try:
+                    examples, extracted = self._examples(sequence, spec, pieces_cache)
+                except Exception as e:  # one odd file must not stop a corpus-wide run
+                    _LOG.warning("%s: extraction failed on %s: %r", spec.name, path, e)
+                    counts["extract_errors"] += 1
+                    yield self._count(spec.name, counts)
+                    continue
+                counts.update({f"filter:{k}": v for k, v in extracted.items()})
+                counts["examples_extracted"] += len(examples)
+                counts["sequences_with_examples"] += bool(examples)
+                yield self._count(spec.name, counts)
+                for example in examples:
+                    tokens = tuple(
+                        np.ascontiguousarray(example.tracks[track.column], dtype="<i2").tobytes()
+                        for track in TRACKS[spec.kind]
+                    )
+                    candidate = (
+                        source_id,
+                        example.piece,
+                        example.start_bar,
+                        example.program,
+                        example.meter,
+                        path,
+                        tokens,
+                    )
+                    yield (spec.name, example.content_key()), candidate
+
+
+class KeepFirstCopy(beam.CombineFn):
+    """Of all copies of a window, keep the smallest Candidate and count the copies."""
+
+    def create_accumulator(self):
+        return None, 0
+
+    def add_input(self, accumulator, candidate):
+        best, copies = accumulator
+        return (candidate if best is None or candidate < best else best), copies + 1
+
+    def merge_accumulators(self, accumulators):
+        best, copies = None, 0
+        for candidate, n in accumulators:
+            if candidate is not None and (best is None or candidate < best):
+                best = candidate
+            copies += n
+        return best, copies
+
+    def extract_output(self, accumulator):
+        return accumulator
+
+
+def to_row(
+    dataset_key: tuple[str, str],
+    kept: tuple[Candidate, int],
+    specs: dict[str, DatasetSpec],
+    eval_fraction: float,
+    test_fraction: float,
+) -> tuple[str, dict]:
+    """(dataset, row of the dataset's schema)."""
+    (dataset, key), (candidate, _) = dataset_key, kept
+    source_id, piece, start_bar, program, meter, path, tokens = candidate
+    row = {
+        "id": key,
+        "source_id": source_id,
+        "source_path": path,
+        "split": split_of(source_id, eval_fraction, test_fraction),
+        "start_bar": start_bar,
+        "program": program,
+        "piece": piece,
+        "meter": meter,
+    }
+    for track, data in zip(TRACKS[specs[dataset].kind], tokens, strict=True):
+        row[track.column] = np.frombuffer(data, dtype="<i2")
+    return dataset, row
+
+
+class MergeCounts(beam.CombineFn):
+    """Sums Counters (the stats of a dataset: a few dozen keys, whatever the corpus size)."""
+
+    def create_accumulator(self):
+        return collections.Counter()
+
+    def add_input(self, accumulator, counts):
+        accumulator.update(counts)
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        total = collections.Counter()
+        for counts in accumulators:
+            total.update(counts)
+        return total
+
+    def extract_output(self, accumulator):
+        return dict(accumulator)
+
+
+def make_stats(dataset: str, counts: dict, spec: DatasetSpec) -> dict:
+    """stats.json of one dataset, from its merged counts."""
+
+    def with_prefix(prefix: str) -> dict[str, int]:
+        return {k[len(prefix) :]: v for k, v in sorted(counts.items()) if k.startswith(prefix)}
+
+    filters = with_prefix("filter:")
+    splits = {split: counts.get(f"split:{split}", 0) for split in SPLITS}
+    stages = {
+        "sequences_in": counts.get("sequences_in", 0),
+        "sequences_with_examples": counts.get("sequences_with_examples", 0),
+        "examples_extracted": counts.get("examples_extracted", 0),
+        "examples_after_dedup": counts.get("examples_after_dedup", 0),
+        "examples_written": sum(splits.values()),
+    }
+    spec_fields = asdict(spec)
+    programs = spec_fields["valid_programs"]
+    if isinstance(programs, range) and programs.step == 1:
+        spec_fields["valid_programs"] = f"{programs.start}-{programs.stop - 1}"
+    elif programs is not None:
+        spec_fields["valid_programs"] = sorted(programs)
+    return {
+        "dataset": dataset,
+        "spec": spec_fields,
+        "stages": stages,
+        "extract_errors": counts.get("extract_errors", 0),
+        "duplicates_across_corpus": counts.get("duplicates_across_corpus", 0),
+        "filters": {
+            k: v
+            for k, v in filters.items()
+            if not k.startswith(("examples:", "examples_by_meter:"))
+        },
+        "examples_by_meter_before_dedup": {
+            k.split(":", 1)[1]: v for k, v in filters.items() if k.startswith("examples_by_meter:")
+        },
+        "examples_by_meter": with_prefix("meter:"),
+        "splits": splits,
+        "source_files_by_split": {split: counts.get(f"sources:{split}", 0) for split in SPLITS},
+    }
+
+
+def _dedup_counts(element) -> tuple[str, collections.Counter]:
+    (dataset, _), (_, copies) = element
+    return dataset, collections.Counter(examples_after_dedup=1, duplicates_across_corpus=copies - 1)
+
+
+def _row_counts(element) -> tuple[str, collections.Counter]:
+    dataset, row = element
+    return dataset, collections.Counter({f"split:{row['split']}": 1, f"meter:{row['meter']}": 1})
+
+
+class ToExamples(beam.PTransform):
+    """pyarrow Tables of stage-1 rows → {"rows": (dataset, row) after de-duplication,
+    "counts": (dataset, Counter) to merge into stats}."""
+
+    def __init__(
+        self,
+        specs: list[DatasetSpec],
+        eval_fraction: float = DEFAULT_EVAL_FRACTION,
+        test_fraction: float = DEFAULT_TEST_FRACTION,
+    ):
+        super().__init__()
+        self._specs = specs
+        self._eval_fraction = eval_fraction
+        self._test_fraction = test_fraction
+
+    def expand(self, tables):
+        specs = {spec.name: spec for spec in self._specs}
+        extracted = tables | "Extract" >> beam.ParDo(ExtractExamples(self._specs)).with_outputs(
+            "counts", main="windows"
+        )
+        kept = extracted.windows | "DedupAcrossCorpus" >> beam.CombinePerKey(KeepFirstCopy())
+        rows = kept | "ToRow" >> beam.Map(
+            lambda element, **kw: to_row(*element, **kw),
+            specs=specs,
+            eval_fraction=self._eval_fraction,
+            test_fraction=self._test_fraction,
+        )
+        sources = (
+            rows
+            | "SourceOfRow" >> beam.Map(lambda e: (e[0], e[1]["split"], e[1]["source_id"]))
+            | "DistinctSources" >> beam.Distinct()
+            | "CountSource"
+            >> beam.MapTuple(
+                lambda dataset, split, _: (dataset, collections.Counter({f"sources:{split}": 1}))
+            )
+        )
+        counts = (
+            extracted.counts,
+            kept | "DedupCounts" >> beam.Map(_dedup_counts),
+            rows | "RowCounts" >> beam.Map(_row_counts),
+            sources,
+            # Every dataset gets stats, even when no sequence reached it.
+            tables.pipeline
+            | "EveryDataset" >> beam.Create([(name, collections.Counter()) for name in specs]),
+        ) | "AllCounts" >> beam.Flatten()
+        return {"rows": rows, "counts": counts}
+
+
+class WriteDatasets(beam.PTransform):
+    """Writes (dataset, row) to <output>/<dataset>/<split>-SSSSS-of-NNNNN.parquet and the counts
+    to <output>/<dataset>/stats.json."""
+
+    def __init__(self, output: str, specs: list[DatasetSpec], num_shards: int = 0):
+        super().__init__()
+        self._output = output.rstrip("/")
+        self._specs = specs
+        self._num_shards = num_shards
+
+    def expand(self, outputs):
+        names = [spec.name for spec in self._specs]
+        parts = outputs["rows"] | "BySplit" >> beam.Partition(
+            lambda element, _: (
+                names.index(element[0]) * len(SPLITS) + SPLITS.index(element[1]["split"])
+            ),
+            len(names) * len(SPLITS),
+        )
+        for i, spec in enumerate(self._specs):
+            for j, split in enumerate(SPLITS):
+                _ = (
+                    parts[i * len(SPLITS) + j]
+                    | f"Rows_{spec.name}_{split}" >> beam.Values()
+                    | f"Write_{spec.name}_{split}"
+                    >> beam.io.WriteToParquet(
+                        f"{self._output}/{spec.name}/{split}",
+                        dataset_schema(spec),
+                        codec="snappy",
+                        file_name_suffix=".parquet",
+                        num_shards=self._num_shards,
+                        row_group_buffer_size=8 * 2**20,
+                    )
+                )
+        specs = {spec.name: spec for spec in self._specs}
+        output = self._output
+        return (
+            outputs["counts"]
+            | "MergeCounts" >> beam.CombinePerKey(MergeCounts())
+            | "Stats"
+            >> beam.MapTuple(lambda name, counts: (name, make_stats(name, counts, specs[name])))
+            | "WriteStats"
+            >> beam.MapTuple(
+                lambda name, stats: beam_files.write_json(f"{output}/{name}/stats.json", stats)
+            )
+        )
+
+
+class ReadNoteSequences(beam.PTransform):
+    """PBegin → pyarrow Tables (one per row group) of stage 1's `notesequences-*.parquet`.
+
+    The files are split into byte ranges that are reshuffled before reading, so the extraction
+    that follows spreads over all workers even when stage 1 wrote a single file.
+    """
+
+    def __init__(self, folder: str, desired_bundle_size: int = 2**19):
+        super().__init__()
+        self._pattern = f"{folder.rstrip('/')}/notesequences-*.parquet"
+        self._desired_bundle_size = desired_bundle_size
+
+    def expand(self, pbegin):
+        return (
+            pbegin
+            | "Pattern" >> beam.Create([self._pattern])
+            | "ReadParquet"
+            >> beam.io.ReadAllFromParquetBatched(
+                desired_bundle_size=self._desired_bundle_size,
+                columns=["id", "path", "note_sequence"],
+            )
+        )
+
+
+def resolve_specs(names: str) -> list[DatasetSpec]:
+    specs = []
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        if name not in DATASET_SPECS:
+            raise SystemExit(f"unknown dataset {name!r}; known: {', '.join(DATASET_SPECS)}")
+        specs.append(DATASET_SPECS[name])
+    if not specs:
+        raise SystemExit("--datasets names no dataset")
+    return specs
+
+
+def build_pipeline(
+    pipeline: beam.Pipeline,
+    input_folder: str,
+    output: str,
+    specs: list[DatasetSpec],
+    eval_fraction: float = DEFAULT_EVAL_FRACTION,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    num_shards: int = 0,
+) -> None:
+    """Adds stage 2 to `pipeline`."""
+    _ = (
+        pipeline
+        | "ReadNoteSequences" >> ReadNoteSequences(input_folder)
+        | "ToExamples" >> ToExamples(specs, eval_fraction, test_fraction)
+        | "WriteDatasets" >> WriteDatasets(output, specs, num_shards)
+    )
+
+
+def format_summary(stats: dict) -> str:
+    stages, splits = stats["stages"], stats["splits"]
+    lines = [
+        f"{stats['dataset']}: {stages['sequences_in']:,} sequences, {stages['sequences_with_examples']:,} with examples; "
+        f"{stages['examples_extracted']:,} windows, {stats['duplicates_across_corpus']:,} duplicates across the corpus, "
+        f"{stages['examples_after_dedup']:,} kept: "
+        + ", ".join(f"{split} {n:,}" for split, n in splits.items()),
+    ]
+    top = sorted(stats["filters"].items(), key=lambda kv: -kv[1])[:8]
+    lines += [f"    {reason:<40}{n:>9,}" for reason, n in top]
+    if stats["extract_errors"]:
+        lines.append(f"    extraction errors (see the log)       {stats['extract_errors']:>9,}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", default="datasets/notesequences", help="stage 1's output folder")
+    parser.add_argument(
+        "--output", default="datasets", help="one sub-folder per dataset is written here"
+    )
+    parser.add_argument("--datasets", default=",".join(DATASET_SPECS), help="comma-separated names")
+    parser.add_argument("--eval_fraction", type=float, default=DEFAULT_EVAL_FRACTION)
+    parser.add_argument("--test_fraction", type=float, default=DEFAULT_TEST_FRACTION)
+    parser.add_argument(
+        "--num_shards", type=int, default=0, help="files per split; 0 = runner decides"
+    )
+    return parser.parse_known_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict]:
+    """Runs stage 2; returns the stats of every dataset. Unknown flags are Beam options."""
+    args, beam_args = parse_args(argv)
+    specs = resolve_specs(args.datasets)
+    if (
+        not 0 <= args.eval_fraction + args.test_fraction < 1
+        or min(args.eval_fraction, args.test_fraction) < 0
+    ):
+        raise SystemExit("--eval_fraction and --test_fraction must be >= 0 and sum to less than 1")
+    if not beam_files.exists(f"{args.input.rstrip('/')}/notesequences-*.parquet"):
+        raise SystemExit(
+            f"no notesequences-*.parquet in {args.input!r}: run pipelines.notesequences first"
+        )
+    for spec in specs:
+        folder = f"{args.output.rstrip('/')}/{spec.name}"
+        beam_files.make_dirs(folder)
+        beam_files.clear_outputs(
+            folder, [f"{split}-*.parquet" for split in SPLITS] + ["stats.json"]
+        )
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    build_pipeline(
+        pipeline,
+        args.input,
+        args.output,
+        specs,
+        args.eval_fraction,
+        args.test_fraction,
+        args.num_shards,
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+    all_stats = {}
+    for spec in specs:
+        all_stats[spec.name] = beam_files.read_json(
+            f"{args.output.rstrip('/')}/{spec.name}/stats.json"
+        )
+        print(format_summary(all_stats[spec.name]))
+    expected = [
+        f"{spec.name}:{name}"
+        for spec in specs
+        for name in (
+            "sequences_in",
+            "sequences_with_examples",
+            "examples_extracted",
+            "extract_errors",
+        )
+    ]
+    print_counters(result, NAMESPACE, expected)
+    return all_stats
+
+
+if __name__ == "__main__":
+    logging.getLogger().setLevel(logging.WARNING)
+    # Run the importable copy of this module, so that the DoFns pickled for the workers are
+    # referenced by module name rather than as members of "__main__".
+    from pipelines import examples
+
+    examples.main()

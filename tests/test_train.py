@@ -1,0 +1,264 @@
+"""Training: learning on real folk melodies, bit-for-bit resume, the NaN guard, the time budget,
+MLflow logging into a real store, the command line, and DDP with two gloo processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+from mlflow import MlflowClient
+
+from training.checkpoint import load_checkpoint, load_model, read_model_file
+from training.configs import get_config
+from training.data import load_split
+from training.distributed import Runtime
+from training.model import MusicVAE
+from training.train import evaluate, main, train, train_step
+
+REPO = Path(__file__).resolve().parents[1]
+CPU = Runtime(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def dataset(tiny_datasets, name: str) -> str:
+    return os.path.join(tiny_datasets, name)
+
+
+def quiet_train(cfg, out_dir, dataset_dir, **kw):
+    return train(cfg, out_dir=out_dir, dataset_dir=dataset_dir, track=False, progress=False,
+                 device="cpu", **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning
+
+
+def test_tiny_model_learns_to_reconstruct_real_melodies(tiny_datasets, tmp_path):
+    """32 real 2-bar folk windows: teacher-forced reconstruction from chance to >= 0.95."""
+    source = pq.read_table(
+        os.path.join(dataset(tiny_datasets, "mel_2bar"), "train-00000-of-00001.parquet")
+    )
+    assert source.num_rows >= 32
+    data_dir = tmp_path / "mel_2bar"
+    data_dir.mkdir()
+    pq.write_table(source.slice(0, 32), data_dir / "train-00000-of-00001.parquet")
+    cfg = get_config(
+        "cat-mel_2bar_tiny",
+        {
+            "enc_rnn_size": [96],
+            "dec_rnn_size": [96],
+            "z_size": 32,
+            "batch_size": 32,
+            "learning_rate": 2e-2,
+            "sampling_schedule": "constant",  # teacher forcing: the nn.LSTM path, fast
+            "sampling_rate": 0.0,
+            "transpose_range": 0,
+            "max_steps": 450,
+            "log_every": 50,
+            "checkpoint_every": 1000,
+        },
+    )
+    windows = load_split(str(data_dir), "train", cfg.tracks, cfg.num_bars)
+    torch.manual_seed(cfg.seed)
+    before = evaluate(MusicVAE(cfg), windows, cfg, 0, torch.device("cpu"))
+    assert before["eval_accuracy"] < 0.1  # chance is 1/90
+
+    quiet_train(cfg, tmp_path / "model", data_dir)
+    model, loaded_cfg = load_model(tmp_path / "model" / "model.pt")
+    assert loaded_cfg == cfg
+    after = evaluate(model, windows, cfg, cfg.max_steps, torch.device("cpu"))
+    assert after["eval_accuracy"] >= 0.95
+    assert after["eval_r_loss"] < before["eval_r_loss"] / 10
+    # The most frequent class alone ("no event") is far from it.
+    assert np.mean(windows == 0) < 0.8
+
+
+# ---------------------------------------------------------------------------------------------
+# Resume
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "overrides"),
+    [
+        # scheduled sampling and transposition: every source of randomness in play
+        ("cat-mel_2bar_tiny", "mel_2bar", {"sampling_schedule": "constant", "sampling_rate": 0.3}),
+        ("hierdec-mel_16bar_tiny", "mel_16bar", {}),  # 6 batches per epoch: resumes across one
+    ],
+)
+def test_resumed_run_equals_uninterrupted_run_exactly(tiny_datasets, tmp_path, name, data, overrides):
+    folder = dataset(tiny_datasets, data)
+    n, k = 9, 4
+    cfg = get_config(name, {**overrides, "max_steps": n, "checkpoint_every": 3})
+    quiet_train(cfg, tmp_path / "straight", folder)
+    first = get_config(name, {**overrides, "max_steps": k, "checkpoint_every": 3})
+    quiet_train(first, tmp_path / "resumed", folder)
+    assert load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")["step"] == k
+    quiet_train(cfg, tmp_path / "resumed", folder, resume=True)
+
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    resumed = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    assert resumed["step"] == straight["step"] == n
+    assert resumed["data_position"] == straight["data_position"]
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
+    for key, value in straight["optimizer"]["state"].items():
+        for moment in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(value[moment], resumed["optimizer"]["state"][key][moment])
+    # A changed model is refused instead of loaded into the wrong shapes.
+    with pytest.raises(ValueError, match="z_size"):
+        quiet_train(get_config(name, {"z_size": 8}), tmp_path / "resumed", folder, resume=True)
+
+
+def test_time_budget_stops_the_run_and_writes_outputs(tiny_datasets, tmp_path):
+    cfg = get_config("cat-mel_2bar_tiny", {"max_steps": 10_000, "max_minutes": 0.0001})
+    metrics = quiet_train(cfg, tmp_path, dataset(tiny_datasets, "mel_2bar"))
+    assert 1 <= metrics["step"] < 10_000
+    saved = json.loads((tmp_path / "train_metrics.json").read_text())
+    assert saved["step"] == metrics["step"]
+    assert read_model_file(tmp_path / "model.pt")["step"] == metrics["step"]
+
+
+# ---------------------------------------------------------------------------------------------
+# NaN guard
+
+
+def test_a_poisoned_step_is_skipped_and_training_goes_on():
+    cfg = get_config("cat-mel_2bar_tiny")
+    torch.manual_seed(0)
+    model = MusicVAE(cfg)
+    optimizer = torch.optim.Adam(model.parameters())
+    x = torch.randint(0, 90, (4, 32, 1))
+    generator = torch.Generator()
+
+    def poison(module, inputs, output):
+        return [torch.full_like(logits, float("nan")) for logits in output]
+
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    hook = model.decoder.register_forward_hook(poison)
+    result = train_step(model, model, optimizer, x, cfg, 0, generator, CPU)
+    hook.remove()
+    assert result.skipped and not np.isfinite(result.metrics["loss"])
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not optimizer.state  # Adam's moments untouched
+
+    result = train_step(model, model, optimizer, x, cfg, 1, generator, CPU)
+    assert not result.skipped and np.isfinite(result.metrics["loss"])
+    assert not all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# ---------------------------------------------------------------------------------------------
+# MLflow
+
+
+def test_training_logs_params_metrics_tags_and_artifacts(tiny_datasets, tmp_path, mlflow_store,
+                                                         monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
+    cfg = get_config("hierdec-mel_16bar_tiny", {"max_steps": 12, "log_every": 4})
+    folder = dataset(tiny_datasets, "mel_16bar")
+    metrics = train(cfg, out_dir=tmp_path, dataset_dir=folder, progress=False, device="cpu")
+
+    run_id = read_model_file(tmp_path / "model.pt")["mlflow_run_id"]
+    client = MlflowClient(mlflow_store.uri)
+    run = client.get_run(run_id)
+    assert client.get_experiment(run.info.experiment_id).name == "musicvae-mel_16bar"
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {k: str(v) for k, v in cfg.to_dict().items()}
+    for key in ("loss", "r_loss", "kl_bits", "beta", "accuracy", "lr", "examples_per_s",
+                "skipped_steps"):
+        history = client.get_metric_history(run_id, key)
+        assert [m.step for m in history] == [4, 8, 12], key
+    assert run.data.metrics["eval_accuracy"] == pytest.approx(metrics["eval_accuracy"])
+    assert any(k.startswith("system/") for k in run.data.metrics)
+    assert run.data.tags["git_commit"] and run.data.tags["data_version"]
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"model", "train_metrics.json"} <= artifacts
+    assert [a.path for a in client.list_artifacts(run_id, "model")] == ["model/model.pt"]
+    assert str(mlflow_store.root) in run.info.artifact_uri  # artifacts next to the database
+
+    # --resume continues the same run, from the checkpoint written at the end.
+    more = get_config("hierdec-mel_16bar_tiny", {"max_steps": 16, "log_every": 4})
+    train(more, out_dir=tmp_path, dataset_dir=folder, progress=False, device="cpu", resume=True)
+    assert read_model_file(tmp_path / "model.pt")["mlflow_run_id"] == run_id
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [4, 8, 12, 16]
+    assert client.get_run(run_id).data.tags["resumed.max_steps"] == "16"
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def test_command_line_reads_params_yaml(tiny_datasets, tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "train": {
+                    "defaults": {"seed": 3, "log_every": 2, "max_steps": 100},
+                    "cat-drums_2bar_tiny": {"z_size": 8, "max_steps": 4},
+                    "other-model": {"z_size": 99},
+                }
+            }
+        )
+    )
+    out = tmp_path / "out"
+    code = main(
+        ["--model", "cat-drums_2bar_tiny", "--params", str(params), "--set", "dec_rnn_size=[8, 8]",
+         "--data", dataset(tiny_datasets, "drums_2bar"), "--out", str(out), "--no-mlflow",
+         "--no-progress"]
+    )
+    assert code == 0
+    model, cfg = load_model(out / "model.pt")
+    assert (cfg.seed, cfg.log_every, cfg.z_size, cfg.max_steps) == (3, 2, 8, 4)
+    assert cfg.dec_rnn_size == [8, 8]
+    assert json.loads((out / "train_metrics.json").read_text())["step"] == 4
+    # model.pt is plain data: torch.load with weights_only=True reads it.
+    assert torch.load(out / "model.pt", weights_only=True)["config"]["kind"] == "drums"
+
+    assert main(["--model", "cat-drums_2bar_tiny", "--set", "zsize=3", "--no-mlflow"]) == 2
+    assert "unknown config keys ['zsize']" in capsys.readouterr().err
+    assert main(["--model", "cat-drums_2bar_tiny", "--data", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "o"), "--no-mlflow", "--no-progress"]) == 1
+    assert "no train-*.parquet" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# DistributedDataParallel
+
+
+@pytest.mark.slow
+def test_ddp_with_two_gloo_processes(tiny_datasets, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "training.train", "--model", "hierdec-mel_16bar_tiny", "--max-steps", "4",
+        "--set", "batch_size=8", "--data", dataset(tiny_datasets, "mel_16bar"), "--out", str(out),
+        "--no-mlflow", "--no-progress",
+    ]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    assert metrics["step"] == 4 and metrics["skipped_steps"] == 0
+    # 2 processes x 8 examples per step.
+    model, cfg = load_model(out / "model.pt")
+    assert cfg.batch_size == 8
+    state = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert state["data_position"] == {"epoch": 0, "batch": 4}

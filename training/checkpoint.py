@@ -1,0 +1,113 @@
+"""Checkpoints (resume state) and the final model file.
+
+- `models/<name>/checkpoints/last.pt`: model and optimiser state, step, skipped steps, data
+  stream position, RNG states, elapsed time and the MLflow run id; written atomically (a
+  temporary file in the same folder, then os.replace), so a run killed while saving keeps the
+  previous checkpoint.
+- `models/<name>/model.pt`: {"format": 1, "config": plain dict, "state_dict": weights, "step",
+  "metrics", "mlflow_run_id", ...}. Everything in both files is tensors, dicts, lists, numbers
+  and strings, so `torch.load(path, weights_only=True)` reads them.
+
+`load_model(path) -> (MusicVAE, Config)` is the public way to get a trained model;
+`read_model_file(path)` returns the whole dict (metadata such as the MLflow run id).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.configs import Config
+from training.model import MusicVAE
+
+FORMAT = 1
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def rng_states() -> dict[str, Any]:
+    states: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: MusicVAE,
+    optimizer: torch.optim.Optimizer,
+    cfg: Config,
+    step: int,
+    skipped_steps: int,
+    data_position: dict,
+    elapsed_s: float,
+    mlflow_run_id: str | None,
+) -> None:
+    atomic_save(
+        {
+            "format": FORMAT,
+            "config": cfg.to_dict(),
+            "state_dict": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "skipped_steps": skipped_steps,
+            "data_position": dict(data_position),
+            "rng": rng_states(),
+            "elapsed_s": elapsed_s,
+            "mlflow_run_id": mlflow_run_id or "",
+        },
+        path,
+    )
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    if checkpoint.get("format") != FORMAT:
+        raise ValueError(f"{path}: unknown checkpoint format {checkpoint.get('format')!r}")
+    return checkpoint
+
+
+def save_model(
+    path: str | os.PathLike, model: MusicVAE, cfg: Config, **metadata: Any
+) -> None:
+    """The final model: weights (on CPU) + resolved config + plain metadata."""
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_save({"format": FORMAT, "config": cfg.to_dict(), "state_dict": weights, **metadata}, path)
+
+
+def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(data, dict) or data.get("format") != FORMAT or "state_dict" not in data:
+        raise ValueError(f"{path}: not a MusicVAE model file (format {FORMAT})")
+    return data
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[MusicVAE, Config]:
+    """A trained MusicVAE (in eval mode, on `device`) and its config from model.pt or last.pt."""
+    data = read_model_file(path)
+    cfg = Config.from_dict(data["config"])
+    model = MusicVAE(cfg)
+    model.load_state_dict(data["state_dict"])
+    return model.to(device).eval(), cfg

@@ -1,0 +1,352 @@
+"""Named MusicVAE configurations, with magenta's hyperparameter names.
+
+A `Config` is one flat dataclass that holds everything a training run needs: which dataset it
+reads, the model's sizes, the loss and its schedules, the optimiser, and the training loop's
+budgets. `get_config(name, overrides)` returns a named config with any field replaced, which is
+how params.yaml reaches every knob.
+
+Three families of configs:
+
+- the paper's configs (magenta's `configs.py`): cat-mel_2bar_small, cat-mel_2bar_big,
+  flat-mel_16bar, hierdec-mel_16bar, cat-drums_2bar_small, flat-trio_16bar, hierdec-trio_16bar;
+  these are what a GPU user trains.
+- `<family>_cpu` variants sized so that a 2-core CPU learns something real in 5-10 minutes
+  (the default `dvc repro`);
+- `<family>_tiny` variants for tests (seconds per step on one core).
+
+Field notes (magenta semantics):
+- `enc_rnn_size` is per direction of the bidirectional encoder; `dec_rnn_size` is the decoder
+  stack, which for a hierarchical decoder is also the conductor's stack unless
+  `conductor_rnn_size` says otherwise (magenta uses `dec_rnn_size` for both).
+- `free_bits` is in bits per example (not per dimension), `beta_rate` anneals β as
+  `(1 - beta_rate**step) * max_beta` (0 gives β = max_beta from step 1).
+- `sampling_schedule` is "constant" (probability `sampling_rate`) or "inverse_sigmoid"
+  (probability `1 - k / (k + exp(step / k))`, k = `sampling_rate`) or "exponential"
+  (`1 - rate**step`).
+- `split_tracks` (hierdec-trio): one bottom decoder per track, each seeing only its own track
+  (magenta's SplitMultiOutLstmDecoder); otherwise one decoder reads and predicts all tracks.
+- `transpose_range`: training windows of melody tracks are transposed by a uniform shift in
+  ±`transpose_range` semitones (see training/data.py).
+- `shuffle_buffer` 0 means magenta's 10 × batch_size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.representation import STEPS_PER_BAR, TRACKS, TrackSpec
+
+SAMPLING_SCHEDULES = ("constant", "inverse_sigmoid", "exponential")
+DECODERS = ("flat", "hierarchical")
+
+
+@dataclass
+class Config:
+    name: str
+    # Data: which token streams and which dataset folder (datasets/<dataset>/).
+    kind: str = "melody"  # a key of pipelines.representation.TRACKS
+    dataset: str = "mel_2bar"
+    num_bars: int = 2
+    # Model.
+    decoder: str = "flat"  # "flat" or "hierarchical"
+    enc_rnn_size: list[int] = field(default_factory=lambda: [512])
+    dec_rnn_size: list[int] = field(default_factory=lambda: [256, 256])
+    conductor_rnn_size: list[int] = field(default_factory=list)  # empty: same as dec_rnn_size
+    z_size: int = 256
+    split_tracks: bool = False
+    # Loss.
+    free_bits: float = 0.0
+    max_beta: float = 1.0
+    beta_rate: float = 0.0
+    # Optimisation (magenta's defaults).
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    decay_rate: float = 0.9999
+    min_learning_rate: float = 1e-5
+    grad_clip: float = 1.0
+    grad_norm_clip_to_zero: float = 10000.0  # a larger global norm skips the step
+    sampling_schedule: str = "constant"
+    sampling_rate: float = 0.0
+    # Data stream.
+    transpose_range: int = 0
+    shuffle_buffer: int = 0
+    # Training loop.
+    max_steps: int = 50_000
+    max_minutes: float = 0.0  # 0: no time budget
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+    eval_examples: int = 2048  # examples of the eval split scored at the end of training
+    precision: str = "auto"  # "auto" (bf16 autocast on CUDA), "bf16" or "fp32"
+
+    @property
+    def steps_per_bar(self) -> int:
+        return STEPS_PER_BAR
+
+    @property
+    def max_seq_len(self) -> int:
+        return self.num_bars * STEPS_PER_BAR
+
+    @property
+    def tracks(self) -> list[TrackSpec]:
+        return TRACKS[self.kind]
+
+    @property
+    def conductor_sizes(self) -> list[int]:
+        return list(self.conductor_rnn_size or self.dec_rnn_size)
+
+    @property
+    def shuffle_buffer_size(self) -> int:
+        return self.shuffle_buffer or 10 * self.batch_size
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (lists, numbers, strings): safe for torch.load(weights_only=True) and YAML."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Config:
+        return _validated(cls(**_coerced(values)))
+
+
+def _coerced(values: dict[str, Any]) -> dict[str, Any]:
+    """Check names and coerce YAML/JSON values to the field types."""
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(fields)}")
+    out = {}
+    for key, value in values.items():
+        kind = fields[key].type
+        try:
+            if kind == "list[int]":
+                if isinstance(value, (int, float)):
+                    value = [value]
+                value = [int(v) for v in value]
+            elif kind == "int":
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                value = int(value)
+            elif kind == "float":
+                value = float(value)
+            elif kind == "bool":
+                if not isinstance(value, bool):
+                    raise ValueError
+            elif kind == "str":
+                value = str(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"config key {key!r}: expected {kind}, got {value!r}") from None
+        out[key] = value
+    return out
+
+
+def _validated(cfg: Config) -> Config:
+    if cfg.kind not in TRACKS:
+        raise ValueError(f"kind {cfg.kind!r} is not one of {sorted(TRACKS)}")
+    if cfg.decoder not in DECODERS:
+        raise ValueError(f"decoder {cfg.decoder!r} is not one of {DECODERS}")
+    if cfg.sampling_schedule not in SAMPLING_SCHEDULES:
+        raise ValueError(f"sampling_schedule {cfg.sampling_schedule!r} not in {SAMPLING_SCHEDULES}")
+    if cfg.sampling_schedule == "inverse_sigmoid" and cfg.sampling_rate < 1:
+        raise ValueError("inverse_sigmoid sampling_rate must be at least 1")
+    if cfg.sampling_schedule == "constant" and not 0 <= cfg.sampling_rate <= 1:
+        raise ValueError("constant sampling_rate must be in [0, 1]")
+    if cfg.sampling_schedule == "exponential" and not 0 < cfg.sampling_rate < 1:
+        raise ValueError("exponential sampling_rate must be in (0, 1)")
+    sizes = cfg.enc_rnn_size + cfg.dec_rnn_size + cfg.conductor_rnn_size
+    if not cfg.enc_rnn_size or not cfg.dec_rnn_size or min(sizes) < 1:
+        raise ValueError("rnn sizes must be non-empty lists of positive integers")
+    for key in ("num_bars", "z_size", "batch_size", "max_steps", "log_every", "checkpoint_every"):
+        if getattr(cfg, key) < 1:
+            raise ValueError(f"{key} must be positive, got {getattr(cfg, key)}")
+    if cfg.split_tracks and cfg.decoder != "hierarchical":
+        raise ValueError("split_tracks is only defined for the hierarchical decoder")
+    if cfg.precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision {cfg.precision!r} not in ('auto', 'bf16', 'fp32')")
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# The named configs.
+
+_MEL_2BAR = dict(kind="melody", dataset="mel_2bar", num_bars=2)
+_MEL_16BAR = dict(kind="melody", dataset="mel_16bar", num_bars=16)
+_DRUMS_2BAR = dict(kind="drums", dataset="drums_2bar", num_bars=2)
+_TRIO_16BAR = dict(kind="trio", dataset="trio_16bar", num_bars=16)
+_SCHEDULED_SAMPLING = dict(sampling_schedule="inverse_sigmoid", sampling_rate=1000.0)
+
+_PAPER: dict[str, dict[str, Any]] = {
+    "cat-mel_2bar_small": dict(
+        **_MEL_2BAR,
+        **_SCHEDULED_SAMPLING,
+        enc_rnn_size=[512],
+        dec_rnn_size=[256, 256],
+        z_size=256,
+        free_bits=0,
+        max_beta=0.2,
+        beta_rate=0.99999,
+        transpose_range=5,
+    ),
+    "cat-mel_2bar_big": dict(
+        **_MEL_2BAR,
+        **_SCHEDULED_SAMPLING,
+        enc_rnn_size=[2048],
+        dec_rnn_size=[2048, 2048, 2048],
+        z_size=512,
+        free_bits=0,
+        max_beta=0.5,
+        beta_rate=0.99999,
+        transpose_range=5,
+    ),
+    "flat-mel_16bar": dict(
+        **_MEL_16BAR,
+        enc_rnn_size=[2048, 2048],
+        dec_rnn_size=[2048, 2048, 2048],
+        z_size=512,
+        free_bits=256,
+        max_beta=0.2,
+    ),
+    "hierdec-mel_16bar": dict(
+        **_MEL_16BAR,
+        decoder="hierarchical",
+        enc_rnn_size=[2048, 2048],
+        dec_rnn_size=[1024, 1024],
+        z_size=512,
+        free_bits=256,
+        max_beta=0.2,
+    ),
+    "cat-drums_2bar_small": dict(
+        **_DRUMS_2BAR,
+        **_SCHEDULED_SAMPLING,
+        enc_rnn_size=[512],
+        dec_rnn_size=[256, 256],
+        z_size=256,
+        free_bits=48,
+        max_beta=0.2,
+    ),
+    "flat-trio_16bar": dict(
+        **_TRIO_16BAR,
+        enc_rnn_size=[2048, 2048],
+        dec_rnn_size=[2048, 2048, 2048],
+        z_size=512,
+        batch_size=256,
+    ),
+    "hierdec-trio_16bar": dict(
+        **_TRIO_16BAR,
+        decoder="hierarchical",
+        split_tracks=True,
+        enc_rnn_size=[2048, 2048],
+        dec_rnn_size=[1024, 1024],
+        z_size=512,
+        free_bits=256,
+        max_beta=0.2,
+        batch_size=256,
+    ),
+}
+
+# CPU variants: same structure, losses and schedules, smaller LSTMs and batches, and a time budget
+# so that `dvc repro` on 2 cores trains each model for minutes. Sizes were chosen from
+# bench/train.py's measurements (see its docstring). KL settings are scaled with z_size for the
+# 16-bar models (free bits 256 of 512 dimensions -> 64 of 128).
+_CPU: dict[str, tuple[str, dict[str, Any]]] = {
+    "cat-mel_2bar_cpu": (
+        "cat-mel_2bar_small",
+        dict(enc_rnn_size=[256], dec_rnn_size=[256], z_size=128, batch_size=128),
+    ),
+    "cat-drums_2bar_cpu": (
+        "cat-drums_2bar_small",
+        dict(enc_rnn_size=[256], dec_rnn_size=[256], z_size=128, batch_size=128),
+    ),
+    "flat-mel_16bar_cpu": (
+        "flat-mel_16bar",
+        dict(
+            enc_rnn_size=[192],
+            dec_rnn_size=[192, 192],
+            z_size=128,
+            free_bits=64,
+            batch_size=64,
+        ),
+    ),
+    "hierdec-mel_16bar_cpu": (
+        "hierdec-mel_16bar",
+        dict(
+            enc_rnn_size=[192],
+            dec_rnn_size=[192, 192],
+            conductor_rnn_size=[192],
+            z_size=128,
+            free_bits=64,
+            batch_size=64,
+        ),
+    ),
+    "flat-trio_16bar_cpu": (
+        "flat-trio_16bar",
+        dict(enc_rnn_size=[192], dec_rnn_size=[192, 192], z_size=128, batch_size=32),
+    ),
+    "hierdec-trio_16bar_cpu": (
+        "hierdec-trio_16bar",
+        dict(
+            enc_rnn_size=[192],
+            dec_rnn_size=[128],
+            conductor_rnn_size=[192],
+            z_size=128,
+            free_bits=64,
+            batch_size=32,
+        ),
+    ),
+}
+for _cpu in _CPU.values():
+    _cpu[1].update(max_steps=100_000, max_minutes=8.0, checkpoint_every=200, eval_examples=1024)
+
+_TINY_SIZES = dict(
+    enc_rnn_size=[32],
+    dec_rnn_size=[32],
+    z_size=16,
+    batch_size=16,
+    max_steps=20,
+    log_every=5,
+    checkpoint_every=10,
+    eval_examples=64,
+)
+_TINY: dict[str, tuple[str, dict[str, Any]]] = {
+    f"{family}_tiny": (paper, dict(_TINY_SIZES))
+    for family, paper in (
+        ("cat-mel_2bar", "cat-mel_2bar_small"),
+        ("cat-drums_2bar", "cat-drums_2bar_small"),
+        ("flat-mel_16bar", "flat-mel_16bar"),
+        ("hierdec-mel_16bar", "hierdec-mel_16bar"),
+        ("flat-trio_16bar", "flat-trio_16bar"),
+        ("hierdec-trio_16bar", "hierdec-trio_16bar"),
+    )
+}
+for _name in ("flat-mel_16bar_tiny", "hierdec-mel_16bar_tiny", "hierdec-trio_16bar_tiny"):
+    _TINY[_name][1]["free_bits"] = 8
+
+
+def _named() -> dict[str, dict[str, Any]]:
+    named = {name: dict(values, name=name) for name, values in _PAPER.items()}
+    for variants in (_CPU, _TINY):
+        for name, (base, changes) in variants.items():
+            named[name] = dict(_PAPER[base], **changes, name=name)
+    return named
+
+
+CONFIGS: dict[str, dict[str, Any]] = _named()
+
+
+def config_names() -> list[str]:
+    return sorted(CONFIGS)
+
+
+def get_config(name: str, overrides: dict[str, Any] | None = None) -> Config:
+    """The named config with `overrides` (field -> value, e.g. from params.yaml) applied.
+
+    Raises ValueError on an unknown name, an unknown key or a value of the wrong type.
+    """
+    if name not in CONFIGS:
+        raise ValueError(f"unknown config {name!r}; known configs: {config_names()}")
+    values = dict(CONFIGS[name])
+    values.update(overrides or {})
+    if values["name"] != name:
+        raise ValueError("the config name cannot be overridden")
+    return Config.from_dict(values)

@@ -1,0 +1,468 @@
+"""MusicVAE (Roberts et al., ICML 2018) in PyTorch, following magenta's lstm_models.py.
+
+Read top to bottom:
+
+1. token features: what the encoder and the decoders read;
+2. `LSTMStack`: stacked nn.LSTM layers that run whole sequences (cuDNN / oneDNN paths) or one
+   step at a time on the same weights (scheduled sampling and free-running decoding);
+3. `BidirectionalEncoder`: last forward and backward states -> dense -> mu, softplus -> sigma;
+4. `CoreDecoder`: an LSTM decoder conditioned on one vector (z for the flat decoder, the bar's
+   conductor embedding c_u for the hierarchical one): its initial state comes from the vector
+   through dense + tanh, and the vector is concatenated to every input step;
+5. `FlatDecoder` and `HierarchicalDecoder` (conductor LSTM over bars, bottom decoder per bar);
+6. `MusicVAE`: encode / forward (teacher-forced, optional scheduled sampling) / decode.
+
+Tokens are LongTensors `[B, T, K]`, K tracks in the order of `TRACKS[cfg.kind]`. Inside the
+decoders the previous-token input uses -1 (`START`) for "no previous token": a zero vector, as
+magenta's zero start input.
+
+Hierarchical decoding. The conductor runs once over U = num_bars steps with zero inputs; bar u
+is decoded by the bottom decoder from c_u alone (its state is rebuilt from c_u at every bar),
+and its first input is the last token of bar u-1 (teacher forcing: the true token; free-running:
+the token sampled at the end of bar u-1). Given c_u and that token the bars are independent, so
+training runs all bars of a batch as one `[B * U, 16, ...]` batch through nn.LSTM.
+
+Deliberate differences from magenta, all small: the drum encoder input is magenta's drum roll
+(9 classes + a "silence" bit) also inside the trio encoder, where magenta feeds the trio's
+one-hot vectors; LSTM weights use PyTorch's default initialisation (magenta: Glorot), with
+magenta's forget-gate bias of 1.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pipelines.representation import NUM_DRUM_CLASSES, TrackSpec
+from training.configs import Config
+
+START = -1  # "no previous token": the zero input vector
+
+
+class VAEOutput(NamedTuple):
+    logits: list[Tensor]  # one [B, T, num_classes] per track
+    mu: Tensor  # [B, z_size]
+    sigma: Tensor  # [B, z_size]
+    z: Tensor  # [B, z_size]
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Token features
+
+
+def encoder_feature_size(tracks: list[TrackSpec]) -> int:
+    return sum(NUM_DRUM_CLASSES + 1 if t.track_type == "drums" else t.num_classes for t in tracks)
+
+
+def encoder_features(x: Tensor, tracks: list[TrackSpec]) -> Tensor:
+    """[B, T, K] tokens -> [B, T, F] floats: one-hot per melody track, drum roll per drum track."""
+    features = []
+    for k, spec in enumerate(tracks):
+        tokens = x[..., k]
+        if spec.track_type == "drums":
+            bits = torch.arange(NUM_DRUM_CLASSES, device=x.device)
+            roll = (tokens.unsqueeze(-1) >> bits) & 1
+            features += [roll.float(), (tokens == 0).float().unsqueeze(-1)]
+        else:
+            features.append(F.one_hot(tokens, spec.num_classes).float())
+    return torch.cat(features, dim=-1)
+
+
+def previous_token_one_hot(prev: Tensor, tracks: list[TrackSpec]) -> Tensor:
+    """[N, L, K] previous tokens (START allowed) -> [N, L, sum(num_classes)] one-hot floats."""
+    parts = [
+        F.one_hot(prev[..., k] + 1, spec.num_classes + 1)[..., 1:].float()
+        for k, spec in enumerate(tracks)
+    ]
+    return torch.cat(parts, dim=-1)
+
+
+def shift_right(x: Tensor) -> Tensor:
+    """The decoder's teacher-forcing inputs: START, then the targets delayed by one step."""
+    start = torch.full_like(x[:, :1], START)
+    return torch.cat([start, x[:, :-1]], dim=1)
+
+
+def sample_tokens(logits: Tensor, temperature: float, generator: torch.Generator | None) -> Tensor:
+    """[N, C] logits -> [N] tokens: argmax at temperature 0, else a softmax sample."""
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. LSTM stack
+
+LSTMState = list[tuple[Tensor, Tensor]]  # (h, c) per layer, each [N, H]
+
+
+def _init_lstm(lstm: nn.LSTM) -> None:
+    """Zero biases except a forget-gate bias of 1 (TensorFlow's LSTMBlockCell, as magenta)."""
+    with torch.no_grad():
+        for name, param in lstm.named_parameters():
+            if name.startswith("bias"):
+                param.zero_()
+                if name.startswith("bias_ih"):
+                    hidden = param.shape[0] // 4
+                    param[hidden : 2 * hidden] = 1.0  # gate order: input, forget, cell, output
+
+
+class LSTMStack(nn.Module):
+    """Unidirectional LSTM layers of possibly different sizes, batch-first."""
+
+    def __init__(self, input_size: int, sizes: list[int]):
+        super().__init__()
+        ins = [input_size] + sizes[:-1]
+        self.layers = nn.ModuleList(nn.LSTM(i, h, batch_first=True) for i, h in zip(ins, sizes))
+        for layer in self.layers:
+            _init_lstm(layer)
+        self.sizes = list(sizes)
+
+    @property
+    def state_size(self) -> int:
+        return 2 * sum(self.sizes)
+
+    def forward(self, x: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
+        """Whole sequences [N, L, I] -> top outputs [N, L, H], final state (fused kernels)."""
+        new_state = []
+        for layer, (h, c) in zip(self.layers, state):
+            x, (h, c) = layer(x, (h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()))
+            new_state.append((h[0], c[0]))
+        return x, new_state
+
+    def input_gates(self, x: Tensor) -> Tensor:
+        """The first layer's input contribution W_ih x + b_ih (so callers can precompute it)."""
+        first = self.layers[0]
+        return F.linear(x, first.weight_ih_l0, first.bias_ih_l0)
+
+    def step(self, gates0: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
+        """One time step; `gates0` [N, 4H] is the first layer's input contribution.
+
+        Same arithmetic as nn.LSTM on the same weights, so both paths train one set of weights.
+        """
+        new_state = []
+        below = None
+        for i, (layer, (h, c)) in enumerate(zip(self.layers, state)):
+            if i == 0:
+                gates = gates0
+            else:
+                gates = F.linear(below, layer.weight_ih_l0, layer.bias_ih_l0)
+            gates = gates + F.linear(h, layer.weight_hh_l0, layer.bias_hh_l0)
+            i_gate, f_gate, g_gate, o_gate = gates.chunk(4, dim=-1)
+            c = torch.sigmoid(f_gate) * c + torch.sigmoid(i_gate) * torch.tanh(g_gate)
+            h = torch.sigmoid(o_gate) * torch.tanh(c)
+            new_state.append((h, c))
+            below = h
+        return below, new_state
+
+
+class InitialState(nn.Module):
+    """An LSTM stack's initial state from an embedding: dense + tanh, split per layer (magenta)."""
+
+    def __init__(self, embedding_size: int, sizes: list[int]):
+        super().__init__()
+        self.sizes = list(sizes)
+        self.dense = nn.Linear(embedding_size, 2 * sum(sizes))
+        nn.init.normal_(self.dense.weight, std=0.001)
+        nn.init.zeros_(self.dense.bias)
+
+    def forward(self, embedding: Tensor) -> LSTMState:
+        flat = torch.tanh(self.dense(embedding))
+        chunks = flat.split([s for size in self.sizes for s in (size, size)], dim=-1)
+        return [(chunks[2 * i], chunks[2 * i + 1]) for i in range(len(self.sizes))]
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Encoder
+
+
+class BidirectionalEncoder(nn.Module):
+    """Stacked bidirectional LSTM; returns [last forward h, last backward h] of the top layer."""
+
+    def __init__(self, input_size: int, sizes: list[int]):
+        super().__init__()
+        ins = [input_size] + [2 * s for s in sizes[:-1]]
+        self.layers = nn.ModuleList(
+            nn.LSTM(i, h, batch_first=True, bidirectional=True) for i, h in zip(ins, sizes)
+        )
+        for layer in self.layers:
+            _init_lstm(layer)
+        self.output_size = 2 * sizes[-1]
+
+    def forward(self, features: Tensor) -> Tensor:
+        x = features
+        for layer in self.layers:
+            x, (h_n, _) = layer(x)
+        # h_n[0]: forward direction after the last step; h_n[1]: backward after the first step.
+        return torch.cat([h_n[0], h_n[1]], dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. The decoder conditioned on one vector
+
+
+class CoreDecoder(nn.Module):
+    """LSTM decoder of `tracks` conditioned on a vector (z, or a bar's conductor embedding).
+
+    Input at step t: [one-hot of the previous token of every track, the conditioning vector];
+    one output head per track. Teacher forcing runs nn.LSTM over the whole sequence; scheduled
+    sampling (probability > 0) and free-running decoding step through time on the same weights.
+    """
+
+    def __init__(self, tracks: list[TrackSpec], cond_size: int, sizes: list[int]):
+        super().__init__()
+        self.tracks = list(tracks)
+        self.token_size = sum(t.num_classes for t in tracks)
+        self.initial_state = InitialState(cond_size, sizes)
+        self.rnn = LSTMStack(self.token_size + cond_size, sizes)
+        self.heads = nn.ModuleList(nn.Linear(sizes[-1], t.num_classes) for t in tracks)
+
+    def forward(
+        self,
+        prev: Tensor,
+        cond: Tensor,
+        sampling_probability: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> list[Tensor]:
+        """prev [N, L, K] (previous tokens, START allowed), cond [N, C] -> logits per track."""
+        state = self.initial_state(cond)
+        if sampling_probability == 0.0:
+            steps = prev.shape[1]
+            inputs = torch.cat(
+                [
+                    previous_token_one_hot(prev, self.tracks),
+                    cond.unsqueeze(1).expand(-1, steps, -1),
+                ],
+                dim=-1,
+            )
+            out, _ = self.rnn(inputs, state)
+            return [head(out) for head in self.heads]
+        return self._scheduled_sampling(prev, cond, state, sampling_probability, generator)
+
+    def _scheduled_sampling(self, prev, cond, state, probability, generator) -> list[Tensor]:
+        """magenta's ScheduledOutputTrainingHelper: from step 1 on, each sequence's input is,
+        with `probability`, a sample (temperature 1) of the model's own previous output."""
+        embed, cond_gates = self._step_inputs(cond)
+        steps_logits = []
+        token = prev[:, 0]
+        for t in range(prev.shape[1]):
+            if t > 0:
+                own = torch.stack(
+                    [sample_tokens(lg.detach(), 1.0, generator) for lg in logits], dim=-1
+                )
+                use_own = torch.rand(
+                    prev.shape[0], device=prev.device, generator=generator
+                ) < probability
+                token = torch.where(use_own.unsqueeze(-1), own, prev[:, t])
+            h, state = self.rnn.step(cond_gates + embed(token), state)
+            logits = [head(h) for head in self.heads]
+            steps_logits.append(logits)
+        return [torch.stack(per_track, dim=1) for per_track in zip(*steps_logits)]
+
+    def _step_inputs(self, cond: Tensor):
+        """Precompute the first layer's input gates: the conditioning part once, the token part
+        as a lookup into the columns of W_ih (one-hot @ W_ih^T is a column gather)."""
+        weight = self.rnn.layers[0].weight_ih_l0  # [4H, token_size + cond_size]
+        cond_gates = F.linear(
+            cond, weight[:, self.token_size :], self.rnn.layers[0].bias_ih_l0
+        )
+        tables, offset = [], 0
+        for spec in self.tracks:
+            columns = weight[:, offset : offset + spec.num_classes].t()
+            tables.append(torch.cat([columns.new_zeros(1, columns.shape[1]), columns]))
+            offset += spec.num_classes
+
+        def embed(token: Tensor) -> Tensor:  # [N, K] -> [N, 4H]
+            return sum(F.embedding(token[:, k] + 1, table) for k, table in enumerate(tables))
+
+        return embed, cond_gates
+
+    def sample(
+        self,
+        cond: Tensor,
+        length: int,
+        first: Tensor,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Free-running decode of `length` steps from the previous token `first` [N, K]."""
+        state = self.initial_state(cond)
+        embed, cond_gates = self._step_inputs(cond)
+        token, out = first, []
+        for _ in range(length):
+            h, state = self.rnn.step(cond_gates + embed(token), state)
+            token = torch.stack(
+                [sample_tokens(head(h), temperature, generator) for head in self.heads], dim=-1
+            )
+            out.append(token)
+        return torch.stack(out, dim=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Flat and hierarchical decoders
+
+
+class FlatDecoder(nn.Module):
+    """One LSTM stack over the whole sequence, conditioned on z."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.length = cfg.max_seq_len
+        self.core = CoreDecoder(cfg.tracks, cfg.z_size, cfg.dec_rnn_size)
+
+    def forward(self, prev, z, sampling_probability=0.0, generator=None) -> list[Tensor]:
+        return self.core(prev, z, sampling_probability, generator)
+
+    def sample(self, z: Tensor, temperature: float, generator) -> Tensor:
+        first = torch.full((z.shape[0], len(self.core.tracks)), START, device=z.device)
+        return self.core.sample(z, self.length, first, temperature, generator)
+
+
+class HierarchicalDecoder(nn.Module):
+    """Conductor LSTM (one step per bar, zero inputs) -> c_u -> bottom decoder per bar.
+
+    With `split_tracks` each track has its own bottom decoder, reading only its own previous
+    tokens (magenta's SplitMultiOutLstmDecoder); all of them read the same c_u.
+    """
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.num_bars = cfg.num_bars
+        self.steps_per_bar = cfg.steps_per_bar
+        sizes = cfg.conductor_sizes
+        self.conductor_initial_state = InitialState(cfg.z_size, sizes)
+        self.conductor = LSTMStack(1, sizes)
+        groups = [[k] for k in range(len(cfg.tracks))] if cfg.split_tracks else [
+            list(range(len(cfg.tracks)))
+        ]
+        self.track_groups = groups
+        self.bottom = nn.ModuleList(
+            CoreDecoder([cfg.tracks[k] for k in group], sizes[-1], cfg.dec_rnn_size)
+            for group in groups
+        )
+
+    def conduct(self, z: Tensor) -> Tensor:
+        """z [B, Z] -> bar embeddings c [B, U, H]."""
+        zeros = z.new_zeros(z.shape[0], self.num_bars, 1)
+        c, _ = self.conductor(zeros, self.conductor_initial_state(z))
+        return c
+
+    def forward(self, prev, z, sampling_probability=0.0, generator=None) -> list[Tensor]:
+        return self.decode_bars(self.conduct(z), prev, sampling_probability, generator)
+
+    def decode_bars(
+        self, c: Tensor, prev: Tensor, sampling_probability: float = 0.0, generator=None
+    ) -> list[Tensor]:
+        """Teacher-forced (or scheduled-sampling) bars from embeddings c [B, U, H] and previous
+        tokens prev [B, T, K]; all bars of the batch run as one batch of B * U bars."""
+        batch, bars, steps = c.shape[0], self.num_bars, self.steps_per_bar
+        bar_prev = prev.reshape(batch * bars, steps, prev.shape[-1])
+        bar_c = c.reshape(batch * bars, c.shape[-1])
+        logits: list[Tensor | None] = [None] * prev.shape[-1]
+        for group, core in zip(self.track_groups, self.bottom):
+            outs = core(bar_prev[..., group], bar_c, sampling_probability, generator)
+            for k, out in zip(group, outs):
+                logits[k] = out.reshape(batch, bars * steps, out.shape[-1])
+        return logits
+
+    def sample(self, z: Tensor, temperature: float, generator) -> Tensor:
+        return self.sample_bars(self.conduct(z), temperature, generator)
+
+    def sample_bars(self, c: Tensor, temperature: float, generator=None) -> Tensor:
+        """Free-running bars from embeddings c [B, U, H]: bar u starts from bar u-1's last
+        token."""
+        batch, num_tracks = c.shape[0], sum(len(g) for g in self.track_groups)
+        last = torch.full((batch, num_tracks), START, device=c.device)
+        bars = []
+        for u in range(self.num_bars):
+            bar = torch.empty(
+                batch, self.steps_per_bar, num_tracks, dtype=torch.long, device=c.device
+            )
+            for group, core in zip(self.track_groups, self.bottom):
+                bar[..., group] = core.sample(
+                    c[:, u], self.steps_per_bar, last[:, group], temperature, generator
+                )
+            bars.append(bar)
+            last = bar[:, -1]
+        return torch.cat(bars, dim=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. The VAE
+
+
+class MusicVAE(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        self.tracks = cfg.tracks
+        self.encoder = BidirectionalEncoder(encoder_feature_size(self.tracks), cfg.enc_rnn_size)
+        self.to_mu = nn.Linear(self.encoder.output_size, cfg.z_size)
+        self.to_sigma = nn.Linear(self.encoder.output_size, cfg.z_size)
+        for dense in (self.to_mu, self.to_sigma):
+            nn.init.normal_(dense.weight, std=0.001)
+            nn.init.zeros_(dense.bias)
+        decoder_cls = HierarchicalDecoder if cfg.decoder == "hierarchical" else FlatDecoder
+        self.decoder = decoder_cls(cfg)
+
+    def check_tokens(self, x: Tensor) -> None:
+        """Raise ValueError unless x is a [B, max_seq_len, K] integer tensor of valid tokens."""
+        expected = (self.cfg.max_seq_len, len(self.tracks))
+        if x.dim() != 3 or tuple(x.shape[1:]) != expected or x.dtype != torch.long:
+            raise ValueError(
+                f"expected a LongTensor [B, {expected[0]}, {expected[1]}], got "
+                f"{x.dtype} {tuple(x.shape)}"
+            )
+        for k, spec in enumerate(self.tracks):
+            lo, hi = int(x[..., k].min()), int(x[..., k].max())
+            if lo < 0 or hi >= spec.num_classes:
+                raise ValueError(
+                    f"track {spec.column!r} has tokens in [{lo}, {hi}], outside "
+                    f"[0, {spec.num_classes})"
+                )
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Tokens [B, T, K] -> posterior mean and standard deviation, each [B, z_size]."""
+        h = self.encoder(encoder_features(x, self.tracks))
+        return self.to_mu(h), F.softplus(self.to_sigma(h))
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        sample_z: bool = True,
+        sampling_probability: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> VAEOutput:
+        """Teacher-forced reconstruction logits of x (scheduled sampling if probability > 0).
+
+        sample_z=False decodes from z = mu (evaluation); otherwise z = mu + sigma * eps.
+        """
+        mu, sigma = self.encode(x)
+        if sample_z:
+            eps = torch.randn(mu.shape, device=mu.device, dtype=mu.dtype, generator=generator)
+            z = mu + sigma * eps
+        else:
+            z = mu
+        logits = self.decoder(shift_right(x), z, sampling_probability, generator)
+        return VAEOutput(logits, mu, sigma, z)
+
+    @torch.no_grad()
+    def decode(
+        self, z: Tensor, temperature: float = 0.0, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Free-running decode of z [B, z_size] -> tokens [B, T, K] (greedy at temperature 0)."""
+        return self.decoder.sample(z, temperature, generator)
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """n sequences decoded from z drawn from the prior N(0, I)."""
+        device = self.to_mu.weight.device
+        z = torch.randn(n, self.cfg.z_size, device=device, generator=generator)
+        return self.decode(z, temperature, generator)

@@ -1,0 +1,500 @@
+"""Train a MusicVAE: `python -m training.train --model <config> [options]`.
+
+    python -m training.train --model hierdec-mel_16bar_cpu --params params.yaml
+    python -m training.train --model cat-mel_2bar_cpu --max-minutes 2 --resume
+    torchrun --nproc_per_node=2 -m training.train --model hierdec-mel_16bar   # DDP
+
+Hyperparameters: the named config (training/configs.py), then params.yaml's `train.defaults`,
+then its `train.<model>` section, then `--set key=value`, then --max-steps / --max-minutes.
+
+Outputs, in --out (default models/<model>):
+- checkpoints/last.pt every `checkpoint_every` steps and at the end (resume state);
+- model.pt: final weights + resolved config (training.checkpoint.load_model);
+- train_metrics.json: final training metrics and a teacher-forced score on the eval split.
+
+Budgets: `max_steps` counts optimiser steps over the whole run (a resumed run continues to the
+same total); `max_minutes` limits the training time of this invocation. `--resume` continues
+from checkpoints/last.pt when there is one: model, optimiser, step, data position, and the MLflow
+run. Every source of randomness (data order, augmentation, z noise, scheduled sampling) is a pure
+function of (seed, rank, step), so a resumed run reproduces an uninterrupted one bit for bit on
+the same hardware.
+
+A step whose loss or gradient norm is not finite (or whose norm exceeds
+`grad_norm_clip_to_zero`, where magenta zeroes the gradient) changes no weights; it is counted
+in `skipped_steps`. The step counter still advances (the batch is consumed).
+
+MLflow (rank 0; training/tracking.py says where): params = the resolved config; metrics every
+`log_every` steps; system metrics; tags git commit and data version; model.pt and
+train_metrics.json as artifacts. --no-mlflow turns it off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch.nn.parallel import DistributedDataParallel
+
+from training import checkpoint as ckpt
+from training import tracking
+from training.configs import Config, get_config
+from training.data import BatchStream, load_split
+from training.distributed import Runtime, any_across_ranks, barrier, init_runtime, shutdown
+from training.model import MusicVAE
+from training.objective import learning_rate_at, sampling_probability_at, vae_loss
+
+# ---------------------------------------------------------------------------------------------
+# Parameters
+
+
+def params_overrides(params_path: str | None, model: str) -> dict[str, Any]:
+    """`train.defaults` merged with `train.<model>` from a params.yaml (both optional)."""
+    if not params_path:
+        return {}
+    with open(params_path) as f:
+        params = yaml.safe_load(f) or {}
+    section = params.get("train") or {}
+    if not isinstance(section, dict):
+        raise ValueError(f"{params_path}: 'train' must be a mapping")
+    overrides = dict(section.get("defaults") or {})
+    overrides.update(section.get(model) or {})
+    return overrides
+
+
+def parse_set(assignments: list[str]) -> dict[str, Any]:
+    """--set key=value pairs, values parsed as YAML (numbers, lists, booleans)."""
+    out = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# MLflow run (rank 0 only)
+
+
+class RunTracker:
+    """The MLflow side of a training run; every method is a no-op when disabled."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.run_id: str | None = None
+
+    def start(self, cfg: Config, dataset_dir: str, run_id: str | None) -> None:
+        if not self.enabled:
+            return
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        tracking.configure()
+        experiment_id = tracking.get_or_create_experiment(tracking.experiment_name(cfg.dataset))
+        if run_id:
+            try:
+                mlflow.get_run(run_id)
+            except MlflowException:
+                run_id = None  # a checkpoint from another store: start a new run
+        run = mlflow.start_run(
+            run_id=run_id or None,
+            experiment_id=None if run_id else experiment_id,
+            run_name=None if run_id else cfg.name,
+            log_system_metrics=True,
+        )
+        self.run_id = run.info.run_id
+        logged = mlflow.get_run(self.run_id).data.params
+        params = {k: str(v) for k, v in cfg.to_dict().items()}
+        # Params are immutable in MLflow: a resumed run only adds the ones not logged yet.
+        new = {k: v for k, v in params.items() if k not in logged}
+        if new:
+            mlflow.log_params(new)
+        changed = {f"resumed.{k}": v for k, v in params.items() if k in logged and logged[k] != v}
+        mlflow.set_tags({**tracking.provenance_tags(dataset_dir), **changed})
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        if self.enabled:
+            import mlflow
+
+            finite = {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
+            mlflow.log_metrics(finite, step=step)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if self.enabled:
+            import mlflow
+
+            mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def end(self, status: str = "FINISHED") -> None:
+        if self.enabled and self.run_id:
+            import mlflow
+
+            mlflow.end_run(status=status)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation on the eval split (teacher forced, z = mu)
+
+
+@torch.no_grad()
+def evaluate(
+    model: MusicVAE, data: np.ndarray, cfg: Config, step: int, device: torch.device
+) -> dict[str, float]:
+    if len(data) == 0:
+        return {}
+    model.eval()
+    totals = {"loss": 0.0, "r_loss": 0.0, "kl_bits": 0.0, "accuracy": 0.0}
+    for start in range(0, len(data), cfg.batch_size):
+        x = torch.from_numpy(data[start : start + cfg.batch_size]).to(device)
+        terms = vae_loss(model(x, sample_z=False), x, cfg, step)
+        for key in totals:
+            totals[key] += float(getattr(terms, key)) * len(x)
+    model.train()
+    return {f"eval_{k}": v / len(data) for k, v in totals.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# The training loop
+
+
+@dataclass
+class WindowStats:
+    """Sums over the steps since the last log line."""
+
+    steps: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, values: dict[str, float]) -> None:
+        self.steps += 1
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+
+    def means(self) -> dict[str, float]:
+        return {k: v / self.steps for k, v in self.sums.items()}
+
+
+@dataclass
+class StepResult:
+    metrics: dict[str, float]  # loss, r_loss, kl_bits, accuracy, grad_norm
+    skipped: bool  # non-finite loss or gradient (or norm above grad_norm_clip_to_zero)
+    out_of_time: bool  # the time budget is spent (agreed by all ranks)
+    lr: float
+    beta: float
+    sampling_probability: float
+
+
+def train_step(
+    net: torch.nn.Module,
+    model: MusicVAE,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    cfg: Config,
+    step: int,
+    generator: torch.Generator,
+    rt: Runtime,
+    started: float = 0.0,
+    budget_s: float = math.inf,
+) -> StepResult:
+    """One optimiser step at global step `step` (net is `model`, or its DDP wrapper).
+
+    The learning rate, β and the scheduled-sampling probability follow `step`; the generator is
+    re-seeded from (seed, rank, step). A non-finite loss or gradient norm skips the update on
+    every rank (the flags are OR-ed across ranks so that replicas never diverge).
+    """
+    lr = learning_rate_at(cfg, step)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    probability = sampling_probability_at(cfg, step)
+    generator.manual_seed(step_seed(cfg.seed, rt.rank, step))
+
+    with _autocast(cfg, rt.device):
+        out = net(x, sampling_probability=probability, generator=generator)
+    terms = vae_loss(out, x, cfg, step)
+    optimizer.zero_grad(set_to_none=True)
+    terms.loss.backward()
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+    loss = float(terms.loss.detach())
+    bad = not (math.isfinite(loss) and math.isfinite(grad_norm))
+    bad = bad or grad_norm > cfg.grad_norm_clip_to_zero
+    out_of_time = time.perf_counter() - started >= budget_s
+    bad, out_of_time = any_across_ranks(rt, bad, out_of_time)
+    if bad:
+        optimizer.zero_grad(set_to_none=True)
+    else:
+        optimizer.step()
+    metrics = {
+        "loss": loss,
+        "r_loss": float(terms.r_loss.detach()),
+        "kl_bits": float(terms.kl_bits.detach()),
+        "accuracy": float(terms.accuracy),
+        "grad_norm": grad_norm,
+    }
+    return StepResult(metrics, bad, out_of_time, lr, terms.beta, probability)
+
+
+def _autocast(cfg: Config, device: torch.device):
+    use_bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
+    if use_bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train(
+    cfg: Config,
+    *,
+    out_dir: str | Path,
+    dataset_dir: str | Path,
+    resume: bool = False,
+    track: bool = True,
+    progress: bool = True,
+    device: str = "auto",
+    runtime: Runtime | None = None,
+) -> dict[str, Any]:
+    """Train `cfg` on `dataset_dir`, writing into `out_dir`; returns the final metrics."""
+    rt = runtime or init_runtime(device)
+    out_dir, dataset_dir = Path(out_dir), str(dataset_dir)
+    checkpoint_path = out_dir / "checkpoints" / "last.pt"
+
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = MusicVAE(cfg).to(rt.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate_at(cfg, 0))
+    step, skipped, position, elapsed_before, run_id = 0, 0, None, 0.0, None
+    if resume and checkpoint_path.exists():
+        state = ckpt.load_checkpoint(checkpoint_path, map_location=rt.device)
+        _check_resumable(state["config"], cfg, checkpoint_path)
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        ckpt.restore_rng_states(state["rng"])
+        step, skipped = state["step"], state["skipped_steps"]
+        position, elapsed_before = state["data_position"], state["elapsed_s"]
+        run_id = state["mlflow_run_id"] or None
+        if rt.is_main:
+            print(f"resuming {cfg.name} from step {step} ({checkpoint_path})", file=sys.stderr)
+    elif resume and rt.is_main:
+        print(f"no checkpoint at {checkpoint_path}: starting from step 0", file=sys.stderr)
+
+    stream = BatchStream(
+        dataset_dir,
+        cfg.tracks,
+        cfg.num_bars,
+        cfg.batch_size,
+        seed=cfg.seed,
+        buffer_size=cfg.shuffle_buffer_size,
+        transpose_range=cfg.transpose_range,
+        rank=rt.rank,
+        world_size=rt.world_size,
+        position=position,
+    )
+    net = DistributedDataParallel(model) if rt.distributed else model
+    tracker = RunTracker(enabled=track and rt.is_main)
+    tracker.start(cfg, dataset_dir, run_id)
+    generator = torch.Generator(device=rt.device)
+
+    def save_checkpoint() -> None:
+        if rt.is_main:
+            ckpt.save_checkpoint(
+                checkpoint_path,
+                model=model,
+                optimizer=optimizer,
+                cfg=cfg,
+                step=step,
+                skipped_steps=skipped,
+                data_position=stream.position,
+                elapsed_s=elapsed_before + time.perf_counter() - started,
+                mlflow_run_id=tracker.run_id,
+            )
+
+    bar = None
+    if rt.is_main and progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.max_steps, initial=step, desc=cfg.name, dynamic_ncols=True)
+    started = time.perf_counter()
+    window, last_logged = WindowStats(), {}
+    budget_s = cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
+    status = "FINISHED"
+    try:
+        while step < cfg.max_steps:
+            x = torch.from_numpy(next(stream)).to(rt.device, non_blocking=True)
+            result = train_step(net, model, optimizer, x, cfg, step, generator, rt, started,
+                                budget_s)
+            if result.skipped:
+                skipped += 1
+            step += 1
+            out_of_time = result.out_of_time
+
+            window.add(result.metrics)
+            if step % cfg.log_every == 0 or step == cfg.max_steps or out_of_time:
+                seconds = time.perf_counter() - window.started
+                last_logged = {
+                    **window.means(),
+                    "beta": result.beta,
+                    "lr": result.lr,
+                    "sampling_probability": result.sampling_probability,
+                    "examples_per_s": window.steps * cfg.batch_size * rt.world_size / seconds,
+                    "skipped_steps": float(skipped),
+                }
+                tracker.log_metrics(last_logged, step)
+                window = WindowStats()
+                if bar is not None:
+                    bar.set_postfix(
+                        loss=f"{last_logged['loss']:.3g}",
+                        acc=f"{last_logged['accuracy']:.3f}",
+                        kl_bits=f"{last_logged['kl_bits']:.3g}",
+                        ex_s=f"{last_logged['examples_per_s']:.0f}",
+                        refresh=False,
+                    )
+            if bar is not None:
+                bar.update(1)
+            if step % cfg.checkpoint_every == 0:
+                save_checkpoint()
+            if out_of_time:
+                break
+    except BaseException as err:
+        status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        if status != "FINISHED":
+            tracker.end(status)
+
+    train_seconds = time.perf_counter() - started
+    save_checkpoint()
+    metrics: dict[str, Any] = {}
+    if rt.is_main:
+        eval_data = _eval_split(dataset_dir, cfg)
+        final = evaluate(model, eval_data, cfg, step, rt.device)
+        metrics = {
+            "step": step,
+            "skipped_steps": skipped,
+            "train_minutes": round((elapsed_before + train_seconds) / 60, 3),
+            **{f"train_{k}": v for k, v in last_logged.items() if k in _FINAL_KEYS},
+            "examples_per_s": last_logged.get("examples_per_s"),
+            "eval_examples": len(eval_data),
+            **final,
+        }
+        tracker.log_metrics(final, step)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model_path = out_dir / "model.pt"
+        ckpt.save_model(
+            model_path, model, cfg, step=step, metrics=_plain(metrics),
+            mlflow_run_id=tracker.run_id or "",
+        )
+        metrics_path = out_dir / "train_metrics.json"
+        metrics_path.write_text(json.dumps(_plain(metrics), indent=2) + "\n")
+        tracker.log_artifact(model_path, "model")
+        tracker.log_artifact(metrics_path)
+        tracker.end()
+    barrier(rt)
+    return metrics
+
+
+# Fields a resumed run may change; any other difference makes a different run.
+_RESUMABLE_CHANGES = {
+    "max_steps", "max_minutes", "log_every", "checkpoint_every", "eval_examples", "precision"
+}
+
+
+def _check_resumable(saved: dict[str, Any], cfg: Config, path: Path) -> None:
+    current = cfg.to_dict()
+    changed = sorted(
+        k for k in set(saved) | set(current)
+        if k not in _RESUMABLE_CHANGES and saved.get(k) != current.get(k)
+    )
+    if changed:
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
+        raise ValueError(
+            f"{path} was written by a different configuration ({details}); "
+            "train without --resume, or delete the checkpoint"
+        )
+
+
+_FINAL_KEYS = ("loss", "r_loss", "kl_bits", "accuracy")
+
+
+def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+
+
+def _eval_split(dataset_dir: str, cfg: Config) -> np.ndarray:
+    try:
+        return load_split(dataset_dir, "eval", cfg.tracks, cfg.num_bars, limit=cfg.eval_examples)
+    except FileNotFoundError:
+        return np.zeros((0, cfg.max_seq_len, len(cfg.tracks)), dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train", description="Train a MusicVAE model."
+    )
+    parser.add_argument("--model", required=True, help="config name (training/configs.py)")
+    parser.add_argument("--params", help="params.yaml: uses train.defaults and train.<model>")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config field (repeatable)")
+    parser.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
+    parser.add_argument("--max-steps", type=int, help="total optimiser steps")
+    parser.add_argument("--max-minutes", type=float, help="training-time budget of this run")
+    parser.add_argument("--out", help="output folder (default models/<model>)")
+    parser.add_argument("--data", help="dataset folder (default datasets/<config's dataset>)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        overrides = params_overrides(args.params, args.model)
+        overrides.update(parse_set(args.set))
+        if args.max_steps is not None:
+            overrides["max_steps"] = args.max_steps
+        if args.max_minutes is not None:
+            overrides["max_minutes"] = args.max_minutes
+        cfg = get_config(args.model, overrides)
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    runtime = init_runtime(args.device)
+    try:
+        metrics = train(
+            cfg,
+            out_dir=args.out or f"models/{args.model}",
+            dataset_dir=args.data or f"datasets/{cfg.dataset}",
+            resume=args.resume,
+            track=not args.no_mlflow,
+            progress=not args.no_progress,
+            runtime=runtime,
+        )
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        shutdown(runtime)
+    if runtime.is_main:
+        print(json.dumps(metrics, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
