@@ -61,6 +61,7 @@ ui: $(STAMP)
 	@mkdir -p mlflow/artifacts
 	@echo "MLflow UI: http://127.0.0.1:$(UI_PORT)"
 	$(BIN)/mlflow ui --host 127.0.0.1 --port $(UI_PORT) \
+	  --workers 1 \
 	  --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root mlflow/artifacts
 
 lint: $(STAMP)

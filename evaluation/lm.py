@@ -26,14 +26,15 @@ from torch import nn
 from torch.nn import functional as F
 
 DEFAULTS: dict[str, Any] = {
-    "embed_size": 64,
-    "hidden_size": 256,
+    "embed_size": 32,
+    "hidden_size": 128,
     "num_layers": 1,
     "dropout": 0.0,
-    "batch_size": 64,
-    "train_steps": 2000,
-    "max_minutes": 5.0,  # training-time budget; 0 = none (the CPU default run stays short)
+    "batch_size": 32,
+    "train_steps": 1000,
     "learning_rate": 3e-3,
+    "max_minutes": 5.0,  # training-time budget; 0 = none (keeps the default CPU run short)
+    "num_threads": 0,  # torch CPU threads; 0 = torch's default (1 is faster on a busy machine)
     "seed": 0,
     "max_test_examples": 2000,
 }
@@ -42,8 +43,8 @@ DEFAULTS: dict[str, Any] = {
 @dataclass(frozen=True)
 class LMConfig:
     num_classes: tuple[int, ...]  # one entry per track, in the order of TRACKS[kind]
-    embed_size: int = 64
-    hidden_size: int = 256
+    embed_size: int = 32
+    hidden_size: int = 128
     num_layers: int = 1
     dropout: float = 0.0
 
@@ -188,6 +189,8 @@ def run(dataset: str, params: dict[str, Any], out_dir: Path, datasets_root: Path
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown lm parameters {unknown}; valid: {sorted(DEFAULTS)}")
+    if settings["num_threads"]:
+        torch.set_num_threads(int(settings["num_threads"]))
     kind, num_bars = dataset_layout(dataset)
     tracks = TRACKS[kind]
     folder = datasets_root / dataset
