@@ -23,7 +23,7 @@ all: repro
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[train,dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -75,7 +75,7 @@ format: $(STAMP)
 # Regenerate the tested set after changing dependencies.
 lock:
 	rm -rf /tmp/musicvae-lock && $(PYTHON) -m venv /tmp/musicvae-lock
-	/tmp/musicvae-lock/bin/pip install --quiet -e '.[dev]'
+	/tmp/musicvae-lock/bin/pip install --quiet -e '.[train,dev]'
 	(echo "# Tested set of versions (pip constraints). Regenerate: make lock"; \
 	 /tmp/musicvae-lock/bin/pip freeze --exclude-editable | sed 's/+cpu$$//') > requirements.lock
 

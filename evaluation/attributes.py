@@ -27,6 +27,7 @@ run (see ``evaluation.cli``), so that everyone sharing the tracking server share
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,13 @@ ATTRIBUTES: tuple[str, ...] = (
     "syncopation_8th",
     "c_diatonic",
 )
+LABELS = {  # short names for tables
+    "note_density": "density",
+    "average_interval": "interval",
+    "syncopation_16th": "sync 16th",
+    "syncopation_8th": "sync 8th",
+    "c_diatonic": "C diatonic",
+}
 STEPS_PER_QUARTER = 4
 C_MAJOR_PITCH_CLASSES = frozenset({0, 2, 4, 5, 7, 9, 11})
 VECTORS_FILENAME = "attribute_vectors.npz"
@@ -242,7 +250,9 @@ def attribute_effects(
         generate.decode(model, latents, temperature=temperature, seed=seed, batch_size=batch_size),
         kind,
     )
-    base_mean = np.nanmean(base, axis=0)
+    with warnings.catch_warnings():  # an attribute undefined everywhere gives NaN, said once
+        warnings.simplefilter("ignore", RuntimeWarning)
+        base_mean = np.nanmean(base, axis=0)
     mean_change = np.full((len(names), len(ATTRIBUTES)), np.nan)
     for i, name in enumerate(names):
         shift = torch.as_tensor(vectors.vector(name), dtype=latents.dtype)

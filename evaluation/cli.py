@@ -34,6 +34,7 @@ import re
 import secrets
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,11 +151,11 @@ def _load_registered(uri: str) -> LoadedModel:
     match = _MODEL_URI.match(uri)
     if not match:
         raise UserError(f"{uri}: expected models:/<name>@<alias> or models:/<name>/<version>")
+    import mlflow
+    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    import mlflow
     from evaluation.registry import KEY_TAG
-    from mlflow import MlflowClient
     from training import tracking
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)  # requirement-mismatch chatter
@@ -171,8 +172,15 @@ def _load_registered(uri: str) -> LoadedModel:
             f"{uri}: not in the model registry at {tracking_uri} ({error.message.splitlines()[0]}); "
             "register a model first (dvc repro) or pass --model path/to/model.pt"
         ) from error
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
-    wrapper = pyfunc.unwrap_python_model()
+    # Loading puts the model's copy of the project's code first on sys.path; the CLI goes on
+    # with the installed code, so that both never mix in one process.
+    path = list(sys.path)
+    try:
+        wrapper = mlflow.pyfunc.load_model(
+            f"models:/{name}/{version.version}"
+        ).unwrap_python_model()
+    finally:
+        sys.path[:] = path
     key = version.tags.get(KEY_TAG) or f"{name}/{version.version}"
     return LoadedModel(wrapper.model, wrapper.cfg, uri, key, run_id=version.run_id)
 
@@ -187,33 +195,40 @@ def _vectors_path(loaded: LoadedModel) -> Path:
     return loaded.checkpoint.parent / VECTORS_FILENAME
 
 
-def save_vectors(loaded: LoadedModel, vectors, force: bool) -> str:
-    """Store attribute vectors with their model; returns where they went."""
+def check_vectors_target(loaded: LoadedModel, force: bool) -> None:
+    """Refuse (before the long computation) to replace existing vectors without --force."""
     from evaluation.attributes import VECTORS_FILENAME
 
     if loaded.checkpoint is not None:
         outputs = Outputs(force)
-        path = outputs.add(_vectors_path(loaded))
+        outputs.add(_vectors_path(loaded))
         outputs.check()
-        vectors.save(path)
-        return str(path)
+        return
     if not loaded.run_id:
-        raise UserError(f"{loaded.source}: the version has no run to store attribute vectors in")
+        raise UserError(f"{loaded.source}: the version has no run to keep attribute vectors in")
     from mlflow import MlflowClient
 
-    client = MlflowClient()
-    existing = [a.path for a in client.list_artifacts(loaded.run_id, VECTORS_ARTIFACT_DIR)]
     target = f"{VECTORS_ARTIFACT_DIR}/{VECTORS_FILENAME}"
+    existing = [a.path for a in MlflowClient().list_artifacts(loaded.run_id, VECTORS_ARTIFACT_DIR)]
     if target in existing and not force:
         raise UserError(
-            f"{loaded.source}: attribute vectors already exist (run {loaded.run_id}, {target}); "
+            f"{loaded.source} already has attribute vectors (run {loaded.run_id}, {target}); "
             "use --force to overwrite"
         )
+
+
+def save_vectors(loaded: LoadedModel, vectors) -> str:
+    """Store attribute vectors with their model (see the module docstring); returns where."""
+    from evaluation.attributes import VECTORS_FILENAME
+
+    if loaded.checkpoint is not None:
+        return str(vectors.save(_vectors_path(loaded)))
+    from mlflow import MlflowClient
+
     with tempfile.TemporaryDirectory() as folder:
-        client.log_artifact(
-            loaded.run_id, vectors.save(Path(folder) / VECTORS_FILENAME), VECTORS_ARTIFACT_DIR
-        )
-    return f"runs:/{loaded.run_id}/{target}"
+        local = vectors.save(Path(folder) / VECTORS_FILENAME)
+        MlflowClient().log_artifact(loaded.run_id, str(local), VECTORS_ARTIFACT_DIR)
+    return f"runs:/{loaded.run_id}/{VECTORS_ARTIFACT_DIR}/{VECTORS_FILENAME}"
 
 
 def load_vectors(loaded: LoadedModel):
@@ -227,9 +242,8 @@ def load_vectors(loaded: LoadedModel):
             raise UserError(f"{path}: no attribute vectors for this model; {hint}")
         vectors = AttributeVectors.load(path)
     else:
-        from mlflow.exceptions import MlflowException
-
         import mlflow
+        from mlflow.exceptions import MlflowException
 
         try:
             path = mlflow.artifacts.download_artifacts(
@@ -253,21 +267,37 @@ def load_vectors(loaded: LoadedModel):
 
 
 def _seed(args: argparse.Namespace) -> int:
-    """The seed given, or a fresh one, printed so that the output can be reproduced."""
+    """The seed given, or a fresh one, printed (when decoding samples) for reproducing."""
     if args.seed is None:
         args.seed = secrets.randbelow(2**31)
-        print(f"seed {args.seed} (pass --seed {args.seed} to reproduce)", file=sys.stderr)
+        if args.temperature > 0:
+            print(f"seed {args.seed} (pass --seed {args.seed} to reproduce)", file=sys.stderr)
     return args.seed
 
 
-def _windows(loaded: LoadedModel, paths: Sequence[str], args: argparse.Namespace) -> list:
-    from evaluation.midi_input import InputError, load_window
+def _read_inputs(paths: Sequence[str]) -> list:
+    """Parse the input MIDI files before the model is loaded: a bad file fails fast."""
+    from evaluation.midi_input import InputError, read_notesequence
+
+    try:
+        return [(path, read_notesequence(path)) for path in paths]
+    except InputError as error:
+        raise UserError(str(error)) from error
+
+
+def _windows(loaded: LoadedModel, inputs: Sequence, args: argparse.Namespace) -> list:
+    """The window of each parsed input that the model reads (see evaluation.midi_input)."""
+    from evaluation.midi_input import InputError, extract_window
 
     windows = []
-    for path in paths:
+    for path, notes in inputs:
         try:
-            window = load_window(
-                path, loaded.cfg.dataset, track=args.track, start_bar=args.start_bar
+            window = extract_window(
+                notes,
+                loaded.cfg.dataset,
+                track=args.track,
+                start_bar=args.start_bar,
+                source=str(path),
             )
         except InputError as error:
             raise UserError(str(error)) from error
@@ -350,8 +380,9 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
     joined = outputs.add(out / f"{args.prefix}.mid")
     strip = None if args.no_png else outputs.add(out / f"{args.prefix}.png")
     outputs.check()
+    inputs = _read_inputs([args.a, args.b])
     loaded = load_model(args.model)
-    a, b = _windows(loaded, [args.a, args.b], args)
+    a, b = _windows(loaded, inputs, args)
     qpm = _qpm(args, [a])
     seed = _seed(args)
     _, tokens = generate.interpolate(
@@ -379,8 +410,9 @@ def cmd_encode(args: argparse.Namespace) -> None:
     if path.suffix != ".npy":
         raise UserError(f"{path}: the output of encode is a .npy file")
     outputs.check()
+    inputs = _read_inputs(args.inputs)
     loaded = load_model(args.model)
-    windows = _windows(loaded, args.inputs, args)
+    windows = _windows(loaded, inputs, args)
     mu = generate.encode(loaded.model, np.stack([w.tokens for w in windows])).numpy()
     with path.open("wb") as f:
         np.save(f, mu.astype(np.float32))
@@ -444,10 +476,7 @@ def cmd_attribute_compute(args: argparse.Namespace) -> None:
     from evaluation.attributes import compute_attribute_vectors
 
     loaded = load_model(args.model)
-    if loaded.checkpoint is not None:  # refuse before the long encoding, not after
-        outputs = Outputs(args.force)
-        outputs.add(_vectors_path(loaded))
-        outputs.check()
+    check_vectors_target(loaded, args.force)
     tokens = _dataset_tokens(loaded, args, args.split)
     if len(tokens) < 4:
         raise UserError(f"{len(tokens)} sequences are too few for quartiles (need at least 4)")
@@ -458,7 +487,7 @@ def cmd_attribute_compute(args: argparse.Namespace) -> None:
         "split": args.split,
     }
     vectors = compute_attribute_vectors(loaded.model, tokens, loaded.kind, metadata=metadata)
-    where = save_vectors(loaded, vectors, args.force)
+    where = save_vectors(loaded, vectors)
     for name, low, high, size, vector in zip(
         vectors.names,
         vectors.low_threshold,
@@ -490,9 +519,10 @@ def cmd_attribute_apply(args: argparse.Namespace) -> None:
     midi = outputs.add(args.output)
     png = None if args.no_png else outputs.add(midi.with_suffix(".png"))
     outputs.check()
+    inputs = _read_inputs([args.input])
     loaded = load_model(args.model)
     vectors = load_vectors(loaded)
-    (window,) = _windows(loaded, [args.input], args)
+    (window,) = _windows(loaded, inputs, args)
     qpm = _qpm(args, [window])
     seed = _seed(args)
     mu = generate.encode(loaded.model, window.tokens[None])
@@ -532,15 +562,17 @@ def cmd_attribute_effects(args: argparse.Namespace) -> None:
 
 def format_effects(effects) -> str:
     """The percent-change matrix as a table: rows = vector added, columns = attribute measured."""
-    width = max(len(n) for n in effects.measured_names) + 1
+    from evaluation.attributes import LABELS
+
+    width = max(len(LABELS[n]) for n in effects.vector_names) + 2
     lines = [
         f"percent change of each attribute (columns) when adding {effects.strength:g} x a vector "
         f"(rows), {effects.num_inputs} inputs, against decoding the unchanged code:",
-        " " * width + "".join(f"{n[:12]:>13s}" for n in effects.measured_names),
+        " " * width + "".join(f"{LABELS[n]:>12s}" for n in effects.measured_names),
     ]
     for name, row in zip(effects.vector_names, effects.percent_change, strict=True):
-        cells = "".join(f"{v:>+12.1f}%" if np.isfinite(v) else f"{'-':>13s}" for v in row)
-        lines.append(f"{name:<{width}s}{cells}")
+        cells = "".join(f"{v:>+11.1f}%" if np.isfinite(v) else f"{'-':>12s}" for v in row)
+        lines.append(f"{LABELS[name]:<{width}s}{cells}")
     return "\n".join(lines)
 
 
@@ -671,6 +703,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # note_seq's audio module looks for ffmpeg at import; nothing here plays audio.
+    warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
     args = build_parser().parse_args(argv)
     try:
         args.run(args)

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -93,10 +95,6 @@ def write_csv(path: Path, columns: dict[str, Any], digits: int | None = 6) -> Pa
     return path
 
 
-def _sequence(tokens: np.ndarray, kind: str, qpm: float):
-    return rep.tokens_to_notesequence(tokens, kind, qpm=qpm)
-
-
 def _write_midi(path: Path, sequence) -> Path:
     path.write_bytes(rep.notesequence_to_midi_bytes(sequence))
     return path
@@ -118,9 +116,10 @@ def write_music(
     """
     figures, midi, wav = out / "figures", out / "midi", out / "audio"
     for folder in (figures, midi, wav):
-        folder.mkdir(parents=True, exist_ok=True)
-    qpm, steps = settings["qpm"], tokens.shape[1]
-    to_seq = lambda t: _sequence(t, kind, qpm)  # noqa: E731
+        shutil.rmtree(folder, ignore_errors=True)  # no stale files from an earlier run
+        folder.mkdir(parents=True)
+    steps = tokens.shape[1]
+    to_seq = functools.partial(rep.tokens_to_notesequence, kind=kind, qpm=settings["qpm"])
     listen: list[tuple[str, Any]] = []
 
     n_rec = min(settings["num_reconstruction_plots"], len(tokens))

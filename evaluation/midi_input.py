@@ -11,6 +11,9 @@ windows), with three differences that suit one file chosen by a person rather th
   not cut at 100 bars, and repeated windows are kept, so that any ``--start-bar`` can be reached;
 - when nothing fits, `InputError` says why in words (no 4/4, only drums, too short, ...).
 
+A polyphonic track is usable: like the training data, it is read as one voice (the note with the
+latest onset, the highest of those starting together; see `pipelines.representation`).
+
 Bars are counted from 0 at the start of the file, or of the section that follows a tempo or
 time-signature change.
 """

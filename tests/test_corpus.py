@@ -32,10 +32,8 @@ SELECTION = [
     f"--files={REEL_FILE}",
     "--limit=6",
 ]
-TS_REUSE_X = "5"
-IN_MEMORY = [
-    "--direct_running_mode=in_memory"
-]  # altdeu10 X:5: music21 re-bars it and its MIDI writer then fails
+TS_REUSE_X = "5"  # altdeu10 X:5: music21 re-bars it and its MIDI writer then fails
+IN_MEMORY = ["--direct_running_mode=in_memory"]
 
 
 def abc(body: str, meter: str = "2/4", length: str = "1/4") -> str:
@@ -108,10 +106,11 @@ def test_three_endings():
     assert play_order(bars) == [0, 1, 0, 2, 0, 3, 4]
 
 
-def test_play_order_terminates_on_stray_marks():
+def test_play_order_copes_with_stray_marks():
+    # Endings out of order: the :| in ending 1 sends the player back once, to the bar after the
+    # first repeated section; the second pass skips ending 1 and stops.
     bars = [BarMarks(end_repeat=True), BarMarks(ending=2), BarMarks(end_repeat=True, ending=1)]
-    order = play_order(bars)
-    assert order[:2] == [0, 0] and len(order) < 10
+    assert play_order(bars) == [0, 0, 1, 2, 1]
 
 
 # --- the fast token route against music21's streams ---
@@ -195,12 +194,8 @@ def built(tmp_path_factory):
 def test_build_converts_every_selected_tune(built):
     output, report = built
     essen, reel = corpus_tunes(ESSEN_FILE)[:6], corpus_tunes(REEL_FILE)
-    assert report["total"] == {
-        "found": 7,
-        "converted": 7,
-        "failed": 0,
-        "notes": report["total"]["notes"],
-    }
+    notes = sum(len(midi_notes(os.path.join(output, t.midi_path))) for t in essen + reel)
+    assert report["total"] == {"found": 7, "converted": 7, "failed": 0, "notes": notes}
     assert report["failures"] == [] and not os.path.exists(f"{output}.partial")
     with open(os.path.join(output, "REPORT.json"), encoding="utf-8") as handle:
         assert json.load(handle) == report

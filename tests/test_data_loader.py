@@ -77,9 +77,9 @@ def test_stream_is_seeded_and_one_epoch_is_a_permutation(melody_dir):
     assert all(b.shape == (30, 32, 1) and b.dtype == np.int64 for b in epoch)
     keys = sum((row_keys(b) for b in epoch), [])
     assert sorted(keys) == sorted(row_keys(load_split(melody_dir, "train", MELODY, 2)))
-    assert all(np.array_equal(a, b) for a, b in zip(epoch, first_batches(0, 5)))
+    assert all(np.array_equal(a, b) for a, b in zip(epoch, first_batches(0, 5), strict=True))
     other = first_batches(1, 5)
-    assert not all(np.array_equal(a, b) for a, b in zip(epoch, other))
+    assert not all(np.array_equal(a, b) for a, b in zip(epoch, other, strict=True))
     # The next epoch is another order of the same rows.
     stream = BatchStream(melody_dir, MELODY, 2, 30, seed=0, buffer_size=40)
     both = [next(stream) for _ in range(10)]
@@ -96,11 +96,17 @@ def test_stream_resumes_from_its_position(melody_dir):
         for _ in range(k):
             next(stream)
         resumed = BatchStream(
-            melody_dir, MELODY, 2, 32, seed=3, buffer_size=25, transpose_range=4,
+            melody_dir,
+            MELODY,
+            2,
+            32,
+            seed=3,
+            buffer_size=25,
+            transpose_range=4,
             position=stream.position,
         )
         rest = [next(resumed) for _ in range(9 - k)]
-        assert all(np.array_equal(a, b) for a, b in zip(batches[k:], rest)), k
+        assert all(np.array_equal(a, b) for a, b in zip(batches[k:], rest, strict=True)), k
 
 
 def test_shuffle_buffer_bounds_how_far_rows_travel(melody_dir):

@@ -322,3 +322,21 @@ def test_compare_names_the_missing_evaluation(tmp_path):
     (tmp_path / "eval" / "ghost").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="evaluation.evaluate --model ghost"):
         compare.load_result(tmp_path / "eval" / "ghost")
+
+
+# ---------------------------------------------------------------------------------------------
+# Audio: rendered when FluidSynth is installed, skipped (never failed) otherwise
+
+
+def test_wav_is_rendered_only_when_a_synthesizer_exists(tmp_path):
+    from evaluation import audio
+
+    assert audio.find_soundfont().suffix == ".sf2"  # pretty_midi ships one
+    sequence = rep.tokens_to_notesequence(np.array([62, 0, 0, 1] * 8), "melody")
+    available, why = audio.synthesizer_status()
+    written = audio.render_wav(sequence, tmp_path / "a.wav")
+    if available:
+        assert written.read_bytes()[:4] == b"RIFF"
+    else:
+        assert "fluidsynth" in why and written is None
+        assert not (tmp_path / "a.wav").exists()

@@ -61,6 +61,15 @@ def test_track_chooses_among_melody_tracks(tmp_path):
     assert window.program == 33
 
 
+def test_chords_are_read_as_their_top_voice(tmp_path):
+    triads = [(p + 12 * (bar % 2), 4.0 * bar, 4.0) for bar in range(2) for p in (60, 64, 67)]
+    sequence = make_sequence([(0, False, triads)])
+    window = load_window(write(tmp_path, "chords.mid", sequence), "mel_2bar")
+    tops = make_sequence([(0, False, [(67, 0.0, 4.0), (79, 4.0, 4.0)])])
+    expected = notesequence_to_tokens(tops, "melody", num_steps=32)["tokens"]
+    np.testing.assert_array_equal(window.tokens[:, 0], expected)
+
+
 def test_drum_and_trio_windows(tmp_path):
     path = write(tmp_path, "band.mid", trio_sequence())
     drums = load_window(path, "drums_2bar")

@@ -49,7 +49,10 @@ def one_thread():
 def random_tokens(cfg, batch: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.stack(
-        [torch.randint(0, t.num_classes, (batch, cfg.max_seq_len), generator=g) for t in cfg.tracks],
+        [
+            torch.randint(0, t.num_classes, (batch, cfg.max_seq_len), generator=g)
+            for t in cfg.tracks
+        ],
         dim=-1,
     )
 
@@ -157,7 +160,7 @@ def test_forward_decode_shapes_for_every_config(name):
     greedy = model.decode(out.mu)
     assert greedy.shape == x.shape and greedy.dtype == torch.long
     for k, spec in enumerate(cfg.tracks):
-        assert 0 <= int(greedy[..., k].min()) and int(greedy[..., k].max()) < spec.num_classes
+        assert int(greedy[..., k].min()) >= 0 and int(greedy[..., k].max()) < spec.num_classes
     # Greedy decoding is deterministic; sampling follows its generator.
     assert torch.equal(greedy, model.decode(out.mu))
     a = model.decode(out.mu, temperature=1.0, generator=torch.Generator().manual_seed(5))
@@ -200,7 +203,7 @@ def test_stepped_lstm_equals_nn_lstm(name):
     with torch.no_grad():
         fused = core(prev, cond)
         stepped = core._scheduled_sampling(prev, cond, core.initial_state(cond), 0.0, None)
-    for a, b in zip(fused, stepped):
+    for a, b in zip(fused, stepped, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
@@ -325,7 +328,9 @@ def test_free_bits_zero_cost_and_gradient_below_threshold():
     cost = kl_cost(kl, free_bits)
     assert torch.equal(cost, torch.zeros(2))
     cost.sum().backward()
-    assert torch.equal(mu.grad, torch.zeros_like(mu)) and torch.equal(sigma.grad, torch.zeros_like(sigma))
+    assert torch.equal(mu.grad, torch.zeros_like(mu)) and torch.equal(
+        sigma.grad, torch.zeros_like(sigma)
+    )
     mu.grad = sigma.grad = None
     cost = kl_cost(kl_divergence(mu, sigma), free_bits - 0.2)  # just below: cost and gradient
     torch.testing.assert_close(cost, torch.full((2,), 0.1 * math.log(2)))

@@ -89,12 +89,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     return checkpoint
 
 
-def save_model(
-    path: str | os.PathLike, model: MusicVAE, cfg: Config, **metadata: Any
-) -> None:
+def save_model(path: str | os.PathLike, model: MusicVAE, cfg: Config, **metadata: Any) -> None:
     """The final model: weights (on CPU) + resolved config + plain metadata."""
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_save({"format": FORMAT, "config": cfg.to_dict(), "state_dict": weights, **metadata}, path)
+    atomic_save(
+        {"format": FORMAT, "config": cfg.to_dict(), "state_dict": weights, **metadata}, path
+    )
 
 
 def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -104,7 +104,9 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[MusicVAE, Config]:
+def load_model(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[MusicVAE, Config]:
     """A trained MusicVAE (in eval mode, on `device`) and its config from model.pt or last.pt."""
     data = read_model_file(path)
     cfg = Config.from_dict(data["config"])

@@ -117,7 +117,9 @@ class LSTMStack(nn.Module):
     def __init__(self, input_size: int, sizes: list[int]):
         super().__init__()
         ins = [input_size] + sizes[:-1]
-        self.layers = nn.ModuleList(nn.LSTM(i, h, batch_first=True) for i, h in zip(ins, sizes))
+        self.layers = nn.ModuleList(
+            nn.LSTM(i, h, batch_first=True) for i, h in zip(ins, sizes, strict=True)
+        )
         for layer in self.layers:
             _init_lstm(layer)
         self.sizes = list(sizes)
@@ -129,7 +131,7 @@ class LSTMStack(nn.Module):
     def forward(self, x: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
         """Whole sequences [N, L, I] -> top outputs [N, L, H], final state (fused kernels)."""
         new_state = []
-        for layer, (h, c) in zip(self.layers, state):
+        for layer, (h, c) in zip(self.layers, state, strict=True):
             x, (h, c) = layer(x, (h.unsqueeze(0).contiguous(), c.unsqueeze(0).contiguous()))
             new_state.append((h[0], c[0]))
         return x, new_state
@@ -146,12 +148,11 @@ class LSTMStack(nn.Module):
         """
         new_state = []
         below = None
-        for i, (layer, (h, c)) in enumerate(zip(self.layers, state)):
-            if i == 0:
-                gates = gates0
-            else:
-                gates = F.linear(below, layer.weight_ih_l0, layer.bias_ih_l0)
-            gates = gates + F.linear(h, layer.weight_hh_l0, layer.bias_hh_l0)
+        for i, (layer, (h, c)) in enumerate(zip(self.layers, state, strict=True)):
+            below_gates = (
+                gates0 if i == 0 else F.linear(below, layer.weight_ih_l0, layer.bias_ih_l0)
+            )
+            gates = below_gates + F.linear(h, layer.weight_hh_l0, layer.bias_hh_l0)
             i_gate, f_gate, g_gate, o_gate = gates.chunk(4, dim=-1)
             c = torch.sigmoid(f_gate) * c + torch.sigmoid(i_gate) * torch.tanh(g_gate)
             h = torch.sigmoid(o_gate) * torch.tanh(c)
@@ -187,7 +188,8 @@ class BidirectionalEncoder(nn.Module):
         super().__init__()
         ins = [input_size] + [2 * s for s in sizes[:-1]]
         self.layers = nn.ModuleList(
-            nn.LSTM(i, h, batch_first=True, bidirectional=True) for i, h in zip(ins, sizes)
+            nn.LSTM(i, h, batch_first=True, bidirectional=True)
+            for i, h in zip(ins, sizes, strict=True)
         )
         for layer in self.layers:
             _init_lstm(layer)
@@ -247,29 +249,27 @@ class CoreDecoder(nn.Module):
         """magenta's ScheduledOutputTrainingHelper: from step 1 on, each sequence's input is,
         with `probability`, a sample (temperature 1) of the model's own previous output."""
         embed, cond_gates = self._step_inputs(cond)
-        steps_logits = []
+        steps_logits: list[list[Tensor]] = []
         token = prev[:, 0]
         for t in range(prev.shape[1]):
             if t > 0:
                 own = torch.stack(
-                    [sample_tokens(lg.detach(), 1.0, generator) for lg in logits], dim=-1
+                    [sample_tokens(lg.detach(), 1.0, generator) for lg in steps_logits[-1]],
+                    dim=-1,
                 )
-                use_own = torch.rand(
-                    prev.shape[0], device=prev.device, generator=generator
-                ) < probability
+                use_own = (
+                    torch.rand(prev.shape[0], device=prev.device, generator=generator) < probability
+                )
                 token = torch.where(use_own.unsqueeze(-1), own, prev[:, t])
             h, state = self.rnn.step(cond_gates + embed(token), state)
-            logits = [head(h) for head in self.heads]
-            steps_logits.append(logits)
-        return [torch.stack(per_track, dim=1) for per_track in zip(*steps_logits)]
+            steps_logits.append([head(h) for head in self.heads])
+        return [torch.stack(per_track, dim=1) for per_track in zip(*steps_logits, strict=True)]
 
     def _step_inputs(self, cond: Tensor):
         """Precompute the first layer's input gates: the conditioning part once, the token part
         as a lookup into the columns of W_ih (one-hot @ W_ih^T is a column gather)."""
         weight = self.rnn.layers[0].weight_ih_l0  # [4H, token_size + cond_size]
-        cond_gates = F.linear(
-            cond, weight[:, self.token_size :], self.rnn.layers[0].bias_ih_l0
-        )
+        cond_gates = F.linear(cond, weight[:, self.token_size :], self.rnn.layers[0].bias_ih_l0)
         tables, offset = [], 0
         for spec in self.tracks:
             columns = weight[:, offset : offset + spec.num_classes].t()
@@ -336,9 +336,11 @@ class HierarchicalDecoder(nn.Module):
         sizes = cfg.conductor_sizes
         self.conductor_initial_state = InitialState(cfg.z_size, sizes)
         self.conductor = LSTMStack(1, sizes)
-        groups = [[k] for k in range(len(cfg.tracks))] if cfg.split_tracks else [
-            list(range(len(cfg.tracks)))
-        ]
+        groups = (
+            [[k] for k in range(len(cfg.tracks))]
+            if cfg.split_tracks
+            else [list(range(len(cfg.tracks)))]
+        )
         self.track_groups = groups
         self.bottom = nn.ModuleList(
             CoreDecoder([cfg.tracks[k] for k in group], sizes[-1], cfg.dec_rnn_size)
@@ -363,9 +365,9 @@ class HierarchicalDecoder(nn.Module):
         bar_prev = prev.reshape(batch * bars, steps, prev.shape[-1])
         bar_c = c.reshape(batch * bars, c.shape[-1])
         logits: list[Tensor | None] = [None] * prev.shape[-1]
-        for group, core in zip(self.track_groups, self.bottom):
+        for group, core in zip(self.track_groups, self.bottom, strict=True):
             outs = core(bar_prev[..., group], bar_c, sampling_probability, generator)
-            for k, out in zip(group, outs):
+            for k, out in zip(group, outs, strict=True):
                 logits[k] = out.reshape(batch, bars * steps, out.shape[-1])
         return logits
 
@@ -382,7 +384,7 @@ class HierarchicalDecoder(nn.Module):
             bar = torch.empty(
                 batch, self.steps_per_bar, num_tracks, dtype=torch.long, device=c.device
             )
-            for group, core in zip(self.track_groups, self.bottom):
+            for group, core in zip(self.track_groups, self.bottom, strict=True):
                 bar[..., group] = core.sample(
                     c[:, u], self.steps_per_bar, last[:, group], temperature, generator
                 )

@@ -1,12 +1,12 @@
 """The MusicVAE loss and its schedules, with magenta's semantics (base_model.py, lstm_utils.py).
 
-    r_loss  = NLL of the targets summed over time and tracks, per example
-    KL      = KL(N(mu, sigma) || N(0, I)) in nats, summed over z dimensions, per example
-    kl_cost = max(KL - free_bits * ln 2, 0)
-    beta    = (1 - beta_rate ** step) * max_beta
-    loss    = mean_batch(r_loss) + beta * mean_batch(kl_cost)
-    lr      = (learning_rate - min_learning_rate) * decay_rate ** step + min_learning_rate
-    p(sample own output) = 1 - k / (k + exp(step / k))            ("inverse_sigmoid", k = rate)
+r_loss  = NLL of the targets summed over time and tracks, per example
+KL      = KL(N(mu, sigma) || N(0, I)) in nats, summed over z dimensions, per example
+kl_cost = max(KL - free_bits * ln 2, 0)
+beta    = (1 - beta_rate ** step) * max_beta
+loss    = mean_batch(r_loss) + beta * mean_batch(kl_cost)
+lr      = (learning_rate - min_learning_rate) * decay_rate ** step + min_learning_rate
+p(sample own output) = 1 - k / (k + exp(step / k))            ("inverse_sigmoid", k = rate)
 """
 
 from __future__ import annotations

@@ -267,9 +267,25 @@ def train(
 ) -> dict[str, Any]:
     """Train `cfg` on `dataset_dir`, writing into `out_dir`; returns the final metrics."""
     rt = runtime or init_runtime(device)
-    out_dir, dataset_dir = Path(out_dir), str(dataset_dir)
-    checkpoint_path = out_dir / "checkpoints" / "last.pt"
+    threads = torch.get_num_threads()
+    if rt.device.type == "cpu" and cfg.cpu_threads > 0:
+        torch.set_num_threads(cfg.cpu_threads)
+    try:
+        return _train(cfg, Path(out_dir), str(dataset_dir), resume, track, progress, rt)
+    finally:
+        torch.set_num_threads(threads)
 
+
+def _train(
+    cfg: Config,
+    out_dir: Path,
+    dataset_dir: str,
+    resume: bool,
+    track: bool,
+    progress: bool,
+    rt: Runtime,
+) -> dict[str, Any]:
+    checkpoint_path = out_dir / "checkpoints" / "last.pt"
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = MusicVAE(cfg).to(rt.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate_at(cfg, 0))
@@ -331,8 +347,9 @@ def train(
     try:
         while step < cfg.max_steps:
             x = torch.from_numpy(next(stream)).to(rt.device, non_blocking=True)
-            result = train_step(net, model, optimizer, x, cfg, step, generator, rt, started,
-                                budget_s)
+            result = train_step(
+                net, model, optimizer, x, cfg, step, generator, rt, started, budget_s
+            )
             if result.skipped:
                 skipped += 1
             step += 1
@@ -393,7 +410,11 @@ def train(
         out_dir.mkdir(parents=True, exist_ok=True)
         model_path = out_dir / "model.pt"
         ckpt.save_model(
-            model_path, model, cfg, step=step, metrics=_plain(metrics),
+            model_path,
+            model,
+            cfg,
+            step=step,
+            metrics=_plain(metrics),
             mlflow_run_id=tracker.run_id or "",
         )
         metrics_path = out_dir / "train_metrics.json"
@@ -407,14 +428,21 @@ def train(
 
 # Fields a resumed run may change; any other difference makes a different run.
 _RESUMABLE_CHANGES = {
-    "max_steps", "max_minutes", "log_every", "checkpoint_every", "eval_examples", "precision"
+    "max_steps",
+    "max_minutes",
+    "log_every",
+    "checkpoint_every",
+    "eval_examples",
+    "precision",
+    "cpu_threads",
 }
 
 
 def _check_resumable(saved: dict[str, Any], cfg: Config, path: Path) -> None:
     current = cfg.to_dict()
     changed = sorted(
-        k for k in set(saved) | set(current)
+        k
+        for k in set(saved) | set(current)
         if k not in _RESUMABLE_CHANGES and saved.get(k) != current.get(k)
     )
     if changed:
@@ -429,7 +457,10 @@ _FINAL_KEYS = ("loss", "r_loss", "kl_bits", "accuracy")
 
 
 def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in metrics.items()
+    }
 
 
 def _eval_split(dataset_dir: str, cfg: Config) -> np.ndarray:
@@ -449,8 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", required=True, help="config name (training/configs.py)")
     parser.add_argument("--params", help="params.yaml: uses train.defaults and train.<model>")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config field (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config field (repeatable)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
     parser.add_argument("--max-steps", type=int, help="total optimiser steps")
     parser.add_argument("--max-minutes", type=float, help="training-time budget of this run")
