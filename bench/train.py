@@ -221,7 +221,17 @@ def bench_model(cfg, batch: int, steps: int, device, mode: str) -> float:
             cfg.name, {"batch_size": batch, "sampling_schedule": "constant", "sampling_rate": 0.0}
         )
     return time_steps(
-        lambda i: train_step(model, model, optimizer, x, cfg, step_at + i, generator, runtime),
+        lambda i: train_step(
+            model,
+            model,
+            optimizer,
+            x,
+            cfg,
+            step_at + i,
+            generator,
+            runtime,
+            bf16=device.type == "cuda",
+        ),
         steps,
         device,
     )

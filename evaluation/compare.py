@@ -224,11 +224,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Compare the evaluated models of a run.")
     parser.add_argument("--eval-dir", type=Path, default=Path("eval"))
     parser.add_argument("--models", nargs="*", help="default: every evaluated model in --eval-dir")
+    parser.add_argument(
+        "--params", type=Path, help="take the models from this params.yaml's `models:` (the DAG's)"
+    )
     parser.add_argument("--out", type=Path, help="default: <eval-dir>/comparison")
     parser.add_argument("--n-resamples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
+    if args.params:
+        from evaluation.params import read_section
+
+        args.models = list(read_section(args.params, "models"))
     if args.models:
         dirs = [args.eval_dir / name for name in args.models]
     else:

@@ -1,6 +1,6 @@
 """DVC stage `register`: put an evaluated model in the MLflow Model Registry.
 
-    python -m evaluation.register --model hierdec-mel_16bar_cpu [--metric accuracy_sampled]
+    python -m evaluation.register --model hierdec-mel_16bar_cpu [--metric sampled_accuracy]
 
 Reads ``models/<model>/model.pt`` and ``eval/<model>/metrics.json``, logs the pyfunc model
 (evaluation.pyfunc_model) into the model's training run, registers it as ``musicvae-<model>``
@@ -31,7 +31,7 @@ from evaluation.registry import (
     selection_value,
 )
 
-DEFAULT_METRIC = "accuracy_sampled"
+DEFAULT_METRIC = "sampled_accuracy"
 
 
 def read_metrics(path: Path) -> dict[str, Any]:

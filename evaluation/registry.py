@@ -5,7 +5,7 @@ carries tags that say where it came from and how good it is:
 
 - ``model_sha256``: sha256 of ``model.pt``, the idempotency key (the same weights never make a
   second version);
-- ``metric.<name>``: every scalar of the evaluation metrics (e.g. ``metric.accuracy_sampled``);
+- ``metric.<name>``: every scalar of the evaluation metrics (e.g. ``metric.sampled_accuracy``);
 - whatever provenance the caller adds (data version, git commit, config).
 
 Two aliases tell users which version to load: ``champion`` (the best so far on the selection

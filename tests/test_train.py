@@ -142,6 +142,10 @@ def test_time_budget_stops_the_run_and_writes_outputs(tiny_datasets, tmp_path):
     saved = json.loads((tmp_path / "train_metrics.json").read_text())
     assert saved["step"] == metrics["step"]
     assert read_model_file(tmp_path / "model.pt")["step"] == metrics["step"]
+    # The budget is the run's: resuming a run that spent it trains no further.
+    again = quiet_train(cfg, tmp_path, dataset(tiny_datasets, "mel_2bar"), resume=True)
+    assert again["step"] == metrics["step"]
+    assert again["train_loss"] == metrics["train_loss"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,6 +264,42 @@ def test_command_line_reads_params_yaml(tiny_datasets, tmp_path, capsys):
     assert json.loads((out / "train_metrics.json").read_text())["step"] == 4
     # model.pt is plain data: torch.load with weights_only=True reads it.
     assert torch.load(out / "model.pt", weights_only=True)["config"]["kind"] == "drums"
+
+    # --resume after a params change (what `dvc repro` does) starts the new configuration over.
+    args = [
+        "--model",
+        "cat-drums_2bar_tiny",
+        "--params",
+        str(params),
+        "--data",
+        dataset(tiny_datasets, "drums_2bar"),
+        "--out",
+        str(out),
+        "--no-mlflow",
+        "--no-progress",
+        "--resume",
+    ]
+    capsys.readouterr()
+    assert main([*args, "--set", "z_size=4"]) == 0
+    assert "z_size: 8 -> 4" in capsys.readouterr().err
+    assert load_model(out / "model.pt")[1].z_size == 4
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 4
+
+    # A damaged checkpoint is reported, not half-loaded.
+    (out / "checkpoints" / "last.pt").write_bytes(b"truncated")
+    args = [
+        "--model",
+        "cat-drums_2bar_tiny",
+        "--data",
+        dataset(tiny_datasets, "drums_2bar"),
+        "--out",
+        str(out),
+        "--no-mlflow",
+        "--no-progress",
+        "--resume",
+    ]
+    assert main(args) == 1
+    assert "not a readable checkpoint" in capsys.readouterr().err
 
     assert main(["--model", "cat-drums_2bar_tiny", "--set", "zsize=3", "--no-mlflow"]) == 2
     assert "unknown config keys ['zsize']" in capsys.readouterr().err

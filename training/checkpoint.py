@@ -48,9 +48,9 @@ def rng_states() -> dict[str, Any]:
 
 
 def restore_rng_states(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
+    torch.set_rng_state(states["torch"].cpu())
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
 
 
 def save_checkpoint(
@@ -64,6 +64,7 @@ def save_checkpoint(
     data_position: dict,
     elapsed_s: float,
     mlflow_run_id: str | None,
+    train_metrics: dict[str, float] | None = None,
 ) -> None:
     atomic_save(
         {
@@ -77,15 +78,23 @@ def save_checkpoint(
             "rng": rng_states(),
             "elapsed_s": elapsed_s,
             "mlflow_run_id": mlflow_run_id or "",
+            "train_metrics": dict(train_metrics or {}),
         },
         path,
     )
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    if checkpoint.get("format") != FORMAT:
-        raise ValueError(f"{path}: unknown checkpoint format {checkpoint.get('format')!r}")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch.load raises many kinds on a damaged file
+        raise ValueError(
+            f"{path} is not a readable checkpoint ({err}); delete it or train without --resume"
+        ) from err
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a MusicVAE checkpoint (format {FORMAT})")
     return checkpoint
 
 
@@ -98,7 +107,12 @@ def save_model(path: str | os.PathLike, model: MusicVAE, cfg: Config, **metadata
 
 
 def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no model file (train the model first)")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load raises many kinds on a damaged file
+        raise ValueError(f"{path} is not a readable model file ({err})") from err
     if not isinstance(data, dict) or data.get("format") != FORMAT or "state_dict" not in data:
         raise ValueError(f"{path}: not a MusicVAE model file (format {FORMAT})")
     return data

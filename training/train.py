@@ -13,9 +13,13 @@ Outputs, in --out (default models/<model>):
 - train_metrics.json: final training metrics and a teacher-forced score on the eval split.
 
 Budgets: `max_steps` counts optimiser steps over the whole run (a resumed run continues to the
-same total); `max_minutes` limits the training time of this invocation. `--resume` continues
+same total), and so does `max_minutes` (training time, summed over resumed invocations: a killed
+run that is resumed stops where the uninterrupted one would, and resuming a finished run trains
+no further and rewrites its outputs). `--resume` continues
 from checkpoints/last.pt when there is one: model, optimiser, step, data position, and the MLflow
-run. Every source of randomness (data order, augmentation, z noise, scheduled sampling) is a pure
+run; a checkpoint of another configuration (other than budgets) is set aside with a warning and
+training starts from step 0, since `dvc repro` reruns the same command after a params change.
+Every source of randomness (data order, augmentation, z noise, scheduled sampling) is a pure
 function of (seed, rank, step), so a resumed run reproduces an uninterrupted one bit for bit on
 the same hardware.
 
@@ -209,6 +213,7 @@ def train_step(
     rt: Runtime,
     started: float = 0.0,
     budget_s: float = math.inf,
+    bf16: bool = False,
 ) -> StepResult:
     """One optimiser step at global step `step` (net is `model`, or its DDP wrapper).
 
@@ -222,7 +227,8 @@ def train_step(
     probability = sampling_probability_at(cfg, step)
     generator.manual_seed(step_seed(cfg.seed, rt.rank, step))
 
-    with _autocast(cfg, rt.device):
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with autocast:
         out = net(x, sampling_probability=probability, generator=generator)
     terms = vae_loss(out, x, cfg, step)
     optimizer.zero_grad(set_to_none=True)
@@ -247,11 +253,11 @@ def train_step(
     return StepResult(metrics, bad, out_of_time, lr, terms.beta, probability)
 
 
-def _autocast(cfg: Config, device: torch.device):
-    use_bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
-    if use_bf16:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def _use_bf16(cfg: Config, device: torch.device) -> bool:
+    """bf16 autocast on CUDA: always for "bf16", for "auto" where the GPU supports bf16."""
+    if device.type != "cuda" or cfg.precision == "fp32":
+        return False
+    return cfg.precision == "bf16" or torch.cuda.is_bf16_supported()
 
 
 def train(
@@ -260,18 +266,25 @@ def train(
     out_dir: str | Path,
     dataset_dir: str | Path,
     resume: bool = False,
+    restart_on_change: bool = False,
     track: bool = True,
     progress: bool = True,
     device: str = "auto",
     runtime: Runtime | None = None,
 ) -> dict[str, Any]:
-    """Train `cfg` on `dataset_dir`, writing into `out_dir`; returns the final metrics."""
+    """Train `cfg` on `dataset_dir`, writing into `out_dir`; returns the final metrics.
+
+    With `resume`, a checkpoint written under another configuration raises ValueError, or, with
+    `restart_on_change`, is ignored (with a warning) and training starts from step 0.
+    """
     rt = runtime or init_runtime(device)
     threads = torch.get_num_threads()
     if rt.device.type == "cpu" and cfg.cpu_threads > 0:
         torch.set_num_threads(cfg.cpu_threads)
     try:
-        return _train(cfg, Path(out_dir), str(dataset_dir), resume, track, progress, rt)
+        return _train(
+            cfg, Path(out_dir), str(dataset_dir), resume, restart_on_change, track, progress, rt
+        )
     finally:
         torch.set_num_threads(threads)
 
@@ -281,6 +294,7 @@ def _train(
     out_dir: Path,
     dataset_dir: str,
     resume: bool,
+    restart_on_change: bool,
     track: bool,
     progress: bool,
     rt: Runtime,
@@ -290,18 +304,26 @@ def _train(
     model = MusicVAE(cfg).to(rt.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate_at(cfg, 0))
     step, skipped, position, elapsed_before, run_id = 0, 0, None, 0.0, None
-    if resume and checkpoint_path.exists():
-        state = ckpt.load_checkpoint(checkpoint_path, map_location=rt.device)
-        _check_resumable(state["config"], cfg, checkpoint_path)
+    last_logged: dict[str, float] = {}
+    state = ckpt.load_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
+    mismatch = _config_mismatch(state["config"], cfg, checkpoint_path) if state else ""
+    if mismatch and not restart_on_change:
+        raise ValueError(f"{mismatch}; train without --resume, or delete the checkpoint")
+    if mismatch:
+        if rt.is_main:
+            print(f"warning: {mismatch}: starting from step 0", file=sys.stderr)
+        state = None  # overwritten at the first checkpoint of the new run
+    if state is not None:
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         ckpt.restore_rng_states(state["rng"])
         step, skipped = state["step"], state["skipped_steps"]
         position, elapsed_before = state["data_position"], state["elapsed_s"]
         run_id = state["mlflow_run_id"] or None
+        last_logged = dict(state.get("train_metrics", {}))
         if rt.is_main:
             print(f"resuming {cfg.name} from step {step} ({checkpoint_path})", file=sys.stderr)
-    elif resume and rt.is_main:
+    elif resume and not mismatch and rt.is_main:
         print(f"no checkpoint at {checkpoint_path}: starting from step 0", file=sys.stderr)
 
     stream = BatchStream(
@@ -320,6 +342,7 @@ def _train(
     tracker = RunTracker(enabled=track and rt.is_main)
     tracker.start(cfg, dataset_dir, run_id)
     generator = torch.Generator(device=rt.device)
+    bf16 = _use_bf16(cfg, rt.device)
 
     def save_checkpoint() -> None:
         if rt.is_main:
@@ -333,6 +356,7 @@ def _train(
                 data_position=stream.position,
                 elapsed_s=elapsed_before + time.perf_counter() - started,
                 mlflow_run_id=tracker.run_id,
+                train_metrics=last_logged,
             )
 
     bar = None
@@ -341,15 +365,26 @@ def _train(
 
         bar = tqdm(total=cfg.max_steps, initial=step, desc=cfg.name, dynamic_ncols=True)
     started = time.perf_counter()
-    window, last_logged = WindowStats(), {}
+    window = WindowStats()
     budget_s = cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
+    run_started = started - elapsed_before  # the budget counts the time of earlier invocations
     status = "FINISHED"
     try:
-        while step < cfg.max_steps:
+        while step < cfg.max_steps and elapsed_before < budget_s:
             x = torch.from_numpy(next(stream)).to(rt.device, non_blocking=True)
-            result = train_step(
-                net, model, optimizer, x, cfg, step, generator, rt, started, budget_s
-            )
+            try:
+                result = train_step(
+                    net, model, optimizer, x, cfg, step, generator, rt, run_started, budget_s, bf16
+                )
+            except RuntimeError as err:
+                # cuDNN's LSTM takes bf16 only from cuDNN 9.13 on: "auto" falls back to fp32.
+                if not (bf16 and cfg.precision == "auto" and "bfloat16" in str(err).lower()):
+                    raise
+                print(f"bf16 autocast failed ({err}); training in fp32", file=sys.stderr)
+                bf16 = False
+                result = train_step(
+                    net, model, optimizer, x, cfg, step, generator, rt, run_started, budget_s, bf16
+                )
             if result.skipped:
                 skipped += 1
             step += 1
@@ -438,19 +473,18 @@ _RESUMABLE_CHANGES = {
 }
 
 
-def _check_resumable(saved: dict[str, Any], cfg: Config, path: Path) -> None:
+def _config_mismatch(saved: dict[str, Any], cfg: Config, path: Path) -> str:
+    """What makes the checkpoint at `path` another run than `cfg` ("" when it can be resumed)."""
     current = cfg.to_dict()
     changed = sorted(
         k
         for k in set(saved) | set(current)
         if k not in _RESUMABLE_CHANGES and saved.get(k) != current.get(k)
     )
-    if changed:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
-        raise ValueError(
-            f"{path} was written by a different configuration ({details}); "
-            "train without --resume, or delete the checkpoint"
-        )
+    if not changed:
+        return ""
+    details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
+    return f"{path} was written by a different configuration ({details})"
 
 
 _FINAL_KEYS = ("loss", "r_loss", "kl_bits", "accuracy")
@@ -487,9 +521,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override one config field (repeatable)",
     )
-    parser.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
-    parser.add_argument("--max-steps", type=int, help="total optimiser steps")
-    parser.add_argument("--max-minutes", type=float, help="training-time budget of this run")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from checkpoints/last.pt (one of another configuration: start over)",
+    )
+    parser.add_argument("--max-steps", type=int, help="total optimiser steps of the run")
+    parser.add_argument(
+        "--max-minutes", type=float, help="training-time budget of the run (summed over resumes)"
+    )
     parser.add_argument("--out", help="output folder (default models/<model>)")
     parser.add_argument("--data", help="dataset folder (default datasets/<config's dataset>)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -518,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
             out_dir=args.out or f"models/{args.model}",
             dataset_dir=args.data or f"datasets/{cfg.dataset}",
             resume=args.resume,
+            restart_on_change=True,
             track=not args.no_mlflow,
             progress=not args.no_progress,
             runtime=runtime,
