@@ -316,7 +316,7 @@ def test_registered_model_and_its_attribute_vectors(
     (project / "models" / config).mkdir(parents=True)
     shutil.copy(model_dir / "model.pt", project / "models" / config / "model.pt")
     (project / "eval" / config).mkdir(parents=True)
-    (project / "eval" / config / "metrics.json").write_text('{"accuracy_sampled": 0.5}')
+    (project / "eval" / config / "metrics.json").write_text('{"sampled_accuracy": 0.5}')
     env = {"MLFLOW_TRACKING_URI": mlflow_store.uri, "PYTHONPATH": str(REPO)}
     registered = subprocess.run(
         [sys.executable, "-m", "evaluation.register", "--model", config],

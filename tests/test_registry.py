@@ -62,14 +62,14 @@ def trainer(mlflow_store: MlflowStore, tmp_path: Path) -> Trainer:
 def register_metrics(
     trainer: Trainer, key: str, source: Callable[[], ModelSource], accuracy: float, **kwargs
 ) -> Registration:
-    metrics = {"accuracy_sampled": accuracy, "accuracy_teacher_forced": accuracy + 0.1, "n": 64}
+    metrics = {"sampled_accuracy": accuracy, "accuracy_teacher_forced": accuracy + 0.1, "n": 64}
     return register(
         trainer.client,
         name=NAME,
         key=key,
         source=source,
         metrics=metrics,
-        metric="accuracy_sampled",
+        metric="sampled_accuracy",
         **kwargs,
     )
 
@@ -86,7 +86,7 @@ def test_first_model_becomes_champion_with_its_tags(trainer: Trainer) -> None:
     assert aliases(trainer) == {CHAMPION: "1"}
     version = trainer.client.get_model_version(NAME, "1")
     assert version.tags[KEY_TAG] == key
-    assert float(version.tags["metric.accuracy_sampled"]) == 0.5
+    assert float(version.tags["metric.sampled_accuracy"]) == 0.5
     assert float(version.tags["metric.accuracy_teacher_forced"]) == pytest.approx(0.6)
     assert version.tags["git_commit"] == "abc123"
     assert version.run_id == source().run_id
@@ -157,7 +157,7 @@ def test_rerun_finishes_a_registration_that_stopped_before_the_alias(trainer: Tr
 
     assert (result.version, result.alias, result.created) == ("2", CHAMPION, False)
     assert aliases(trainer) == {CHAMPION: "2"}
-    assert float(trainer.client.get_model_version(NAME, "2").tags["metric.accuracy_sampled"]) == 0.9
+    assert float(trainer.client.get_model_version(NAME, "2").tags["metric.sampled_accuracy"]) == 0.9
 
 
 def test_champion_without_a_recorded_metric_is_replaced(trainer: Trainer) -> None:
@@ -176,22 +176,22 @@ def test_champion_without_a_recorded_metric_is_replaced(trainer: Trainer) -> Non
     ("metrics", "error"),
     [
         ({"accuracy_teacher_forced": 0.9}, KeyError),
-        ({"accuracy_sampled": float("nan")}, ValueError),
-        ({"accuracy_sampled": "0.9"}, ValueError),
+        ({"sampled_accuracy": float("nan")}, ValueError),
+        ({"sampled_accuracy": "0.9"}, ValueError),
     ],
 )
 def test_bad_metrics_are_refused_before_anything_is_registered(
     trainer: Trainer, metrics: dict, error: type
 ) -> None:
     key, source = trainer.train("model")
-    with pytest.raises(error, match="accuracy_sampled"):
+    with pytest.raises(error, match="sampled_accuracy"):
         register(
             trainer.client,
             name=NAME,
             key=key,
             source=source,
             metrics=metrics,
-            metric="accuracy_sampled",
+            metric="sampled_accuracy",
         )
     assert trainer.sources_made == 0
     assert trainer.client.search_registered_models() == []
@@ -211,6 +211,6 @@ def test_register_stage_refuses_missing_inputs_and_writes_nothing(
 
     assert register_stage(["--model", "m"]) == 1
     error = capsys.readouterr().err
-    assert "'accuracy_sampled' not in the evaluation metrics (have: accuracy_tf)" in error
+    assert "'sampled_accuracy' not in the evaluation metrics (have: accuracy_tf)" in error
     assert not (tmp_path / "eval" / "m" / "registered.json").exists()
     assert not (tmp_path / "mlflow").exists()

@@ -148,6 +148,29 @@ def test_time_budget_stops_the_run_and_writes_outputs(tiny_datasets, tmp_path):
     assert again["train_loss"] == metrics["train_loss"]
 
 
+def test_dvc_rerun_retrains_instead_of_resuming_a_finished_run(tiny_datasets, tmp_path, capsys):
+    # `dvc repro` reruns `train --resume` when code or data changed; the finished checkpoint it
+    # finds must not stand in for a new model, while a run whose budget grew still resumes.
+    folder = dataset(tiny_datasets, "mel_2bar")
+    cfg = get_config("cat-mel_2bar_tiny", {"max_steps": 6, "checkpoint_every": 3})
+    quiet_train(cfg, tmp_path, folder)
+    first = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    capsys.readouterr()
+
+    rerun = quiet_train(cfg, tmp_path, folder, resume=True, restart_on_change=True)
+    assert "holds a finished run (step 6): starting from step 0" in capsys.readouterr().err
+    assert rerun["step"] == 6
+    again = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    # Trained anew from the same seed: the same weights, reached by 6 new steps.
+    for key, value in first["state_dict"].items():
+        assert torch.equal(value, again["state_dict"][key]), key
+
+    longer = get_config("cat-mel_2bar_tiny", {"max_steps": 9, "checkpoint_every": 3})
+    grown = quiet_train(longer, tmp_path, folder, resume=True, restart_on_change=True)
+    assert "resuming cat-mel_2bar_tiny from step 6" in capsys.readouterr().err
+    assert grown["step"] == 9
+
+
 # ---------------------------------------------------------------------------------------------
 # NaN guard
 

@@ -14,11 +14,12 @@ Outputs, in --out (default models/<model>):
 
 Budgets: `max_steps` counts optimiser steps over the whole run (a resumed run continues to the
 same total), and so does `max_minutes` (training time, summed over resumed invocations: a killed
-run that is resumed stops where the uninterrupted one would, and resuming a finished run trains
-no further and rewrites its outputs). `--resume` continues
+run that is resumed stops where the uninterrupted one would). `--resume` continues
 from checkpoints/last.pt when there is one: model, optimiser, step, data position, and the MLflow
 run; a checkpoint of another configuration (other than budgets) is set aside with a warning and
-training starts from step 0, since `dvc repro` reruns the same command after a params change.
+training starts from step 0, since `dvc repro` reruns the same command after a params change;
+so is the checkpoint of a finished run (DVC reruns the stage when its code or data changed) unless
+the budget grew.
 Every source of randomness (data order, augmentation, z noise, scheduled sampling) is a pure
 function of (seed, rank, step), so a resumed run reproduces an uninterrupted one bit for bit on
 the same hardware.
@@ -309,6 +310,12 @@ def _train(
     mismatch = _config_mismatch(state["config"], cfg, checkpoint_path) if state else ""
     if mismatch and not restart_on_change:
         raise ValueError(f"{mismatch}; train without --resume, or delete the checkpoint")
+    if not mismatch and state is not None and restart_on_change:
+        # A finished run's checkpoint outlives model.pt when DVC reruns the stage (its code or
+        # data changed): resuming it would train 0 steps and pass the old weights off as new.
+        budget_s = cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
+        if state["step"] >= cfg.max_steps or state["elapsed_s"] >= budget_s:
+            mismatch = f"{checkpoint_path} holds a finished run (step {state['step']})"
     if mismatch:
         if rt.is_main:
             print(f"warning: {mismatch}: starting from step 0", file=sys.stderr)
