@@ -120,7 +120,7 @@ def project(migrated_mlflow_db: Path, tmp_path_factory: pytest.TempPathFactory) 
     torch.manual_seed(0)
     weights = root / "models" / CONFIG / "model.pt"
     save_model(weights, MusicVAE(cfg), cfg, step=0, mlflow_run_id=run_id)
-    metrics = {"accuracy_sampled": ACCURACY, "accuracy_teacher_forced": 0.3}
+    metrics = {"sampled_accuracy": ACCURACY, "tf_accuracy": 0.3}
     (root / "eval" / CONFIG).mkdir(parents=True)
     (root / "eval" / CONFIG / "metrics.json").write_text(json.dumps(metrics))
     for key, value in metrics.items():
@@ -162,7 +162,7 @@ def test_register_stage_registers_the_champion_with_provenance(
     version = client.get_model_version_by_alias(NAME, CHAMPION)
     assert version.run_id == project["run_id"]  # logged into the training run
     assert version.tags[KEY_TAG] == file_sha256(project["weights"])
-    assert float(version.tags["metric.accuracy_sampled"]) == ACCURACY
+    assert float(version.tags["metric.sampled_accuracy"]) == ACCURACY
     assert version.tags["data_version"] == tracking.data_version()
     # (The working tree may turn dirty meanwhile: compare the commit only.)
     commit = version.tags["git_commit"].removesuffix("-dirty")
@@ -171,7 +171,7 @@ def test_register_stage_registers_the_champion_with_provenance(
     assert version.source.startswith("models:/")
     logged = client.get_logged_model(version.source.removeprefix("models:/"))
     assert logged.source_run_id == project["run_id"]
-    assert {m.key: m.value for m in logged.metrics}["accuracy_sampled"] == ACCURACY
+    assert {m.key: m.value for m in logged.metrics}["sampled_accuracy"] == ACCURACY
 
 
 @SLOW

@@ -62,7 +62,7 @@ def trainer(mlflow_store: MlflowStore, tmp_path: Path) -> Trainer:
 def register_metrics(
     trainer: Trainer, key: str, source: Callable[[], ModelSource], accuracy: float, **kwargs
 ) -> Registration:
-    metrics = {"sampled_accuracy": accuracy, "accuracy_teacher_forced": accuracy + 0.1, "n": 64}
+    metrics = {"sampled_accuracy": accuracy, "tf_accuracy": accuracy + 0.1, "n": 64}
     return register(
         trainer.client,
         name=NAME,
@@ -87,7 +87,7 @@ def test_first_model_becomes_champion_with_its_tags(trainer: Trainer) -> None:
     version = trainer.client.get_model_version(NAME, "1")
     assert version.tags[KEY_TAG] == key
     assert float(version.tags["metric.sampled_accuracy"]) == 0.5
-    assert float(version.tags["metric.accuracy_teacher_forced"]) == pytest.approx(0.6)
+    assert float(version.tags["metric.tf_accuracy"]) == pytest.approx(0.6)
     assert version.tags["git_commit"] == "abc123"
     assert version.run_id == source().run_id
     # The champion resolves through the alias, as users load it.
@@ -175,7 +175,7 @@ def test_champion_without_a_recorded_metric_is_replaced(trainer: Trainer) -> Non
 @pytest.mark.parametrize(
     ("metrics", "error"),
     [
-        ({"accuracy_teacher_forced": 0.9}, KeyError),
+        ({"tf_accuracy": 0.9}, KeyError),
         ({"sampled_accuracy": float("nan")}, ValueError),
         ({"sampled_accuracy": "0.9"}, ValueError),
     ],
