@@ -42,7 +42,7 @@ from torch import nn
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from training.configs import get_config  # noqa: E402
+from training.configs import PAPER_CONFIGS, get_config  # noqa: E402
 from training.distributed import Runtime, pick_device  # noqa: E402
 from training.model import MusicVAE, encoder_feature_size  # noqa: E402
 from training.train import train_step  # noqa: E402
@@ -54,15 +54,6 @@ CPU_CONFIGS = [
     "cat-drums_2bar_cpu",
     "flat-trio_16bar_cpu",
     "hierdec-trio_16bar_cpu",
-]
-PAPER_CONFIGS = [
-    "cat-mel_2bar_small",
-    "cat-mel_2bar_big",
-    "flat-mel_16bar",
-    "hierdec-mel_16bar",
-    "cat-drums_2bar_small",
-    "flat-trio_16bar",
-    "hierdec-trio_16bar",
 ]
 
 

@@ -26,6 +26,7 @@ import argparse
 import collections
 import dataclasses
 import fnmatch
+import hashlib
 import json
 import logging
 import os
@@ -285,6 +286,19 @@ def format_summary(report: dict, output: str, seconds: float) -> str:
         f"{output} written in {seconds:.0f} s"
     )
     return "\n".join(lines)
+
+
+def tree_digest(folder: str) -> str:
+    """sha256 over every file's relative path and bytes, in sorted order."""
+    digest = hashlib.sha256()
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            digest.update(os.path.relpath(path, folder).encode() + b"\0")
+            with open(path, "rb") as handle:
+                digest.update(handle.read())
+    return digest.hexdigest()
 
 
 def _check_output(output: str, overwrite: bool) -> None:

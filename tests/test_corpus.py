@@ -6,7 +6,6 @@ sounds like; the fast token route and the MIDI files must agree with it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from fractions import Fraction
@@ -48,18 +47,6 @@ def corpus_tunes(path: str) -> list:
     collection, file = path.split("/")
     with open(os.path.join(corpus.music21_corpus_dir(), path), "rb") as handle:
         return split_tunes(decode_abc(handle.read()), collection, file)
-
-
-def tree_digest(folder: str) -> str:
-    digest = hashlib.sha256()
-    for root, dirs, names in os.walk(folder):
-        dirs.sort()
-        for name in sorted(names):
-            path = os.path.join(root, name)
-            digest.update(os.path.relpath(path, folder).encode() + b"\0")
-            with open(path, "rb") as handle:
-                digest.update(handle.read())
-    return digest.hexdigest()
 
 
 def midi_notes(path: str) -> list[tuple[int, float, float]]:
@@ -251,7 +238,7 @@ def test_rebuild_is_byte_identical(built, tmp_path):
     output, _ = built
     again = str(tmp_path / "again")
     corpus.main(["--output", again, *SELECTION, *IN_MEMORY])
-    assert tree_digest(again) == tree_digest(output)
+    assert corpus.tree_digest(again) == corpus.tree_digest(output)
 
 
 def test_a_bad_tune_is_reported_and_does_not_stop_the_build(tmp_path):

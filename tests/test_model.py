@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from training.configs import CONFIGS, get_config
+from training.configs import CONFIGS, PAPER_CONFIGS, get_config
 from training.model import (
     START,
     HierarchicalDecoder,
@@ -26,15 +26,7 @@ from training.objective import (
 )
 
 TINY = sorted(name for name in CONFIGS if name.endswith("_tiny"))
-PAPER = [
-    "cat-mel_2bar_small",
-    "cat-mel_2bar_big",
-    "flat-mel_16bar",
-    "hierdec-mel_16bar",
-    "cat-drums_2bar_small",
-    "flat-trio_16bar",
-    "hierdec-trio_16bar",
-]
+PAPER = PAPER_CONFIGS
 
 
 @pytest.fixture(autouse=True, scope="module")
