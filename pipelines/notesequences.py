@@ -10,6 +10,9 @@ lexicographically smallest path. Every input file ends in exactly one place:
 - `duplicates-*.parquet`: one row per other copy of a converted file (`DUPLICATE_SCHEMA`);
 - `errors-*.parquet`: one row per file that could not be used, with its reason (`ERROR_SCHEMA`).
 
+Each table is sharded by a hash of a unique column (id, or path) and sorted by it
+(`beam_parquet.WriteSortedParquet`): the same input gives the same bytes on every run.
+
 `stats.json` holds files_in = converted + duplicates + failed and the count of every reason; the
 same counts are Beam counters, printed at the end.
 """
@@ -32,7 +35,7 @@ from apache_beam.io.fileio import ReadableFile
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from pipelines import beam_files
+from pipelines import beam_files, beam_parquet
 from pipelines.beam_metrics import print_counters
 from pipelines.beam_options import pipeline_options
 
@@ -81,10 +84,17 @@ ERROR_SCHEMA = pa.schema(
         ("message", pa.string()),
     ]
 )
+# name → (file prefix, schema, sort key: unique per row, max rows per file when --num_shards is 0)
+TABLES = {
+    # A row holds a whole serialized NoteSequence: ~1 KB for a folk tune, up to ~200 KB for a
+    # Lakh MIDI song, so that a writer holds at most ~200 MB.
+    "sequences": ("notesequences", SEQUENCE_SCHEMA, ("id",), 1_000),
+    "duplicates": ("duplicates", DUPLICATE_SCHEMA, ("path",), 100_000),
+    "errors": ("errors", ERROR_SCHEMA, ("path",), 100_000),
+}
 OUTPUT_PATTERNS = [
-    "notesequences-*.parquet",
-    "duplicates-*.parquet",
-    "errors-*.parquet",
+    *(f"{prefix}-*.parquet" for prefix, *_ in TABLES.values()),
+    *(beam_parquet.temp_pattern(f"{prefix}-*.parquet") for prefix, *_ in TABLES.values()),
     "stats.json",
 ]
 
@@ -365,21 +375,18 @@ def build_pipeline(
     corpus = beam_files.CorpusPattern.parse(input_spec, SUPPORTED_EXTENSIONS)
     files, ignored = pipeline | "MatchCorpus" >> beam_files.MatchCorpus(corpus)
     outputs = files | "ToNoteSequences" >> ToNoteSequences(corpus, limits)
-    for name, schema in (
-        ("sequences", SEQUENCE_SCHEMA),
-        ("duplicates", DUPLICATE_SCHEMA),
-        ("errors", ERROR_SCHEMA),
-    ):
-        prefix = "notesequences" if name == "sequences" else name
-        _ = outputs[name] | f"Write_{name}" >> beam.io.WriteToParquet(
+    for name, (prefix, schema, key_columns, max_rows_per_shard) in TABLES.items():
+        # Sorted into shards by a hash of the key: the same bytes on every run and runner.
+        _ = outputs[name] | f"Write_{name}" >> beam_parquet.WriteSortedParquet(
             f"{output.rstrip('/')}/{prefix}",
             schema,
-            codec="snappy",
+            key_columns,
             file_name_suffix=".parquet",
             num_shards=num_shards,
+            max_rows_per_shard=max_rows_per_shard,
             # Small row groups: stage 2 reads row groups in parallel, one per work item.
-            row_group_buffer_size=2**19,
-            record_batch_size=100,
+            row_group_bytes=2**19,
+            record_batch_rows=100,
         )
     _ = (
         (files, ignored, outputs)
@@ -415,7 +422,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--min_qpm", type=float, default=defaults.min_qpm)
     parser.add_argument("--max_qpm", type=float, default=defaults.max_qpm)
     parser.add_argument(
-        "--num_shards", type=int, default=0, help="files per table; 0 = runner decides"
+        "--num_shards", type=int, default=0, help="files per table; 0 = from the row count"
     )
     return parser.parse_known_args(argv)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+import pathlib
 
 import apache_beam as beam
 import pyarrow.parquet as pq
@@ -129,3 +130,9 @@ def test_multiprocess_direct_runner_gives_the_in_memory_result(generated_corpus_
             assert read_rows(f"{multi}/{name}/{split}-*.parquet") == read_rows(
                 f"{single}/{name}/{split}-*.parquet"
             )
+    # And the files themselves: same names, same bytes (what DVC hashes).
+    files = {}
+    for root in (multi, single):
+        paths = sorted(glob.glob(f"{root}/*/*"))
+        files[root] = {os.path.relpath(p, root): pathlib.Path(p).read_bytes() for p in paths}
+    assert files[multi] == files[single]
