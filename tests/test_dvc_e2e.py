@@ -32,6 +32,7 @@ from evaluation.lm import load_lm
 from pipelines.extract import DATASET_SPECS
 from pipelines.representation import STEPS_PER_BAR, TRACKS
 from training.checkpoint import load_checkpoint, load_model, read_model_file
+from training.tracking import experiment_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -323,3 +324,46 @@ def test_killed_repro_resumes_training_and_completes(pipeline):
     }
     assert repo.changed_stages() == set()
     check_outputs(repo)
+
+
+def test_exp_run_set_param_lands_beside_the_other_runs(pipeline):
+    """`dvc exp run -S` on a training parameter: the experiment retrains that model, its MLflow
+    run joins the same store and experiment, and `dvc exp show` lists its metrics."""
+    repo, model = pipeline.repo, "hierdec-mel_16bar_tiny"
+    client = MlflowClient(repo.env["MLFLOW_TRACKING_URI"], repo.env["MLFLOW_REGISTRY_URI"])
+    experiment = client.get_experiment_by_name(experiment_name("mel_16bar"))
+    runs_before = {r.info.run_id for r in client.search_runs([experiment.experiment_id])}
+    repo.run("git", "add", "-A")
+    repo.run("git", "commit", "-q", "-m", "e2e: state before the experiment")
+
+    output = repo.dvc("exp", "run", "-n", "lr-x2", "-S", f"train.{model}.learning_rate=0.002")
+    assert stages_run(output) == {
+        f"train@{model}",
+        f"evaluate@{model}",
+        f"register@{model}",
+        "compare",
+    }
+    assert load_model(repo.root / "models" / model / "model.pt")[1].learning_rate == 0.002
+    new_runs = [
+        r
+        for r in client.search_runs([experiment.experiment_id])
+        if r.info.run_id not in runs_before
+    ]
+    assert [(r.info.run_name, r.data.params["learning_rate"]) for r in new_runs] == [
+        (model, "0.002")
+    ]
+
+    shown = json.loads(repo.dvc("exp", "show", "--json", with_stderr=False))
+    experiments = [
+        exp
+        for commit in shown
+        for exp in (commit.get("experiments") or [])
+        if exp.get("name") == "lr-x2"
+    ]
+    assert experiments, shown
+    [revision] = experiments[0]["revs"]
+    metrics = revision["data"]["metrics"][f"eval/{model}/metrics.json"]["data"]
+    assert (
+        metrics["tf_accuracy"]
+        == json.loads((repo.root / "eval" / model / "metrics.json").read_text())["tf_accuracy"]
+    )

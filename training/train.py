@@ -422,6 +422,14 @@ def _train(
                 bar.update(1)
             if step % cfg.checkpoint_every == 0:
                 save_checkpoint()
+                if bar is None and rt.is_main and last_logged:  # `dvc repro` logs: one line
+                    print(
+                        f"step {step}/{cfg.max_steps} loss {last_logged['loss']:.4g} "
+                        f"accuracy {last_logged['accuracy']:.3f} "
+                        f"kl_bits {last_logged['kl_bits']:.3g} "
+                        f"examples/s {last_logged['examples_per_s']:.0f}",
+                        flush=True,
+                    )
             if out_of_time:
                 break
     except BaseException as err:
