@@ -336,7 +336,8 @@ def test_exp_run_set_param_lands_beside_the_other_runs(pipeline):
     repo.run("git", "add", "-A")
     repo.run("git", "commit", "-q", "-m", "e2e: state before the experiment")
 
-    output = repo.dvc("exp", "run", "-n", "lr-x2", "-S", f"train.{model}.learning_rate=0.002")
+    # `++`: add the key or override it (Hydra override grammar; plain `key=` needs it to exist).
+    output = repo.dvc("exp", "run", "-n", "lr-x2", "-S", f"++train.{model}.learning_rate=0.002")
     assert stages_run(output) == {
         f"train@{model}",
         f"evaluate@{model}",
