@@ -48,6 +48,12 @@ def shard_path(prefix: str, shard: int, num_shards: int, suffix: str) -> str:
     return f"{prefix}-{shard:05d}-of-{num_shards:05d}{suffix}"
 
 
+def output_patterns(shard_patterns: list[str]) -> list[str]:
+    """Globs of everything the writers of `shard_patterns` leave: the shards and the temporary
+    files of a killed run (for `beam_files.clear_outputs`)."""
+    return [*shard_patterns, *(temp_pattern(p) for p in shard_patterns)]
+
+
 def temp_pattern(pattern: str) -> str:
     """Glob of the temporary files a killed run may have left for outputs matching `pattern`
     (for `beam_files.clear_outputs`)."""

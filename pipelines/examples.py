@@ -493,10 +493,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     for spec in specs:
         folder = f"{args.output.rstrip('/')}/{spec.name}"
         beam_files.make_dirs(folder)
-        shards = [f"{split}-*.parquet" for split in SPLITS]
-        beam_files.clear_outputs(
-            folder, shards + [beam_parquet.temp_pattern(p) for p in shards] + ["stats.json"]
-        )
+        shards = beam_parquet.output_patterns([f"{split}-*.parquet" for split in SPLITS])
+        beam_files.clear_outputs(folder, [*shards, "stats.json"])
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
     build_pipeline(
         pipeline,

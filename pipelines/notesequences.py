@@ -93,8 +93,7 @@ TABLES = {
     "errors": ("errors", ERROR_SCHEMA, ("path",), 100_000),
 }
 OUTPUT_PATTERNS = [
-    *(f"{prefix}-*.parquet" for prefix, *_ in TABLES.values()),
-    *(beam_parquet.temp_pattern(f"{prefix}-*.parquet") for prefix, *_ in TABLES.values()),
+    *beam_parquet.output_patterns([f"{prefix}-*.parquet" for prefix, *_ in TABLES.values()]),
     "stats.json",
 ]
 

@@ -280,8 +280,6 @@ def write_folk_tunes(root: str, tunes_per_collection: int) -> None:
 
 def build_tiny_datasets(root: str) -> str:
     """Both Beam stages over 60 real folk tunes plus a few generated drum and trio files."""
-    from pipelines import examples, notesequences
-
     corpus = os.path.join(root, "corpus")
     write_folk_tunes(corpus, TINY_TUNES_PER_COLLECTION)
     band = band_files_in_every_split(
@@ -289,18 +287,25 @@ def build_tiny_datasets(root: str) -> str:
     )
     write_corpus(os.path.join(corpus, "generated"), band)
     datasets = os.path.join(root, "datasets")
-    in_memory = ["--direct_running_mode=in_memory"]
-    notesequences.main(["--input", corpus, "--output", f"{datasets}/notesequences", *in_memory])
+    run_tiny_stages(corpus, datasets, ["--direct_running_mode=in_memory"])
+    return datasets
+
+
+def run_tiny_stages(corpus: str, datasets: str, runner_args: list[str]) -> dict[str, dict]:
+    """Stage 1 then stage 2 (the tiny split fractions) from `corpus` into `datasets`, with the
+    given Beam runner flags; returns stage 2's stats per dataset."""
+    from pipelines import examples, notesequences
+
+    notesequences.main(["--input", corpus, "--output", f"{datasets}/notesequences", *runner_args])
     splits = [
         "--eval_fraction",
         str(TINY_EVAL_FRACTION),
         "--test_fraction",
         str(TINY_TEST_FRACTION),
     ]
-    examples.main(
-        ["--input", f"{datasets}/notesequences", "--output", datasets, *splits, *in_memory]
+    return examples.main(
+        ["--input", f"{datasets}/notesequences", "--output", datasets, *splits, *runner_args]
     )
-    return datasets
 
 
 @pytest.fixture(scope="session")

@@ -252,21 +252,12 @@ def test_outputs_are_byte_identical_with_two_workers(tiny_datasets, tmp_path):
     input into other bundles than the fixture's one in-memory worker: the same files, byte for
     byte, and the rows the counters counted. (Two worker threads: processes would add ~15 s of
     start-up; tests/test_runners.py compares the multi-process runner.)"""
-    from fixtures_data import TINY_EVAL_FRACTION, TINY_TEST_FRACTION
+    from fixtures_data import run_tiny_stages
 
     corpus = os.path.join(os.path.dirname(tiny_datasets), "corpus")  # as the fixture names it
     out = str(tmp_path / "datasets")
     two_workers = ["--direct_running_mode=multi_threading", "--direct_num_workers=2"]
-    stage1.main(["--input", corpus, "--output", f"{out}/notesequences", *two_workers])
-    splits = [
-        "--eval_fraction",
-        str(TINY_EVAL_FRACTION),
-        "--test_fraction",
-        str(TINY_TEST_FRACTION),
-    ]
-    all_stats = stage2.main(
-        ["--input", f"{out}/notesequences", "--output", out, *splits, *two_workers]
-    )
+    all_stats = run_tiny_stages(corpus, out, two_workers)
 
     want, got = stage_outputs(tiny_datasets), stage_outputs(out)
     assert sorted(got) == sorted(want)

@@ -289,11 +289,9 @@ def test_command_line_reads_params_yaml(tiny_datasets, tmp_path, capsys):
     assert torch.load(out / "model.pt", weights_only=True)["config"]["kind"] == "drums"
 
     # --resume after a params change (what `dvc repro` does) starts the new configuration over.
-    args = [
+    resume_args = [
         "--model",
         "cat-drums_2bar_tiny",
-        "--params",
-        str(params),
         "--data",
         dataset(tiny_datasets, "drums_2bar"),
         "--out",
@@ -303,25 +301,14 @@ def test_command_line_reads_params_yaml(tiny_datasets, tmp_path, capsys):
         "--resume",
     ]
     capsys.readouterr()
-    assert main([*args, "--set", "z_size=4"]) == 0
+    assert main([*resume_args, "--params", str(params), "--set", "z_size=4"]) == 0
     assert "z_size: 8 -> 4" in capsys.readouterr().err
     assert load_model(out / "model.pt")[1].z_size == 4
     assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 4
 
     # A damaged checkpoint is reported, not half-loaded.
     (out / "checkpoints" / "last.pt").write_bytes(b"truncated")
-    args = [
-        "--model",
-        "cat-drums_2bar_tiny",
-        "--data",
-        dataset(tiny_datasets, "drums_2bar"),
-        "--out",
-        str(out),
-        "--no-mlflow",
-        "--no-progress",
-        "--resume",
-    ]
-    assert main(args) == 1
+    assert main(resume_args) == 1
     assert "not a readable checkpoint" in capsys.readouterr().err
 
     assert main(["--model", "cat-drums_2bar_tiny", "--set", "zsize=3", "--no-mlflow"]) == 2

@@ -306,16 +306,18 @@ def _train(
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate_at(cfg, 0))
     step, skipped, position, elapsed_before, run_id = 0, 0, None, 0.0, None
     last_logged: dict[str, float] = {}
+    budget_s = cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
     state = ckpt.load_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
     mismatch = _config_mismatch(state["config"], cfg, checkpoint_path) if state else ""
     if mismatch and not restart_on_change:
         raise ValueError(f"{mismatch}; train without --resume, or delete the checkpoint")
-    if not mismatch and state is not None and restart_on_change:
-        # A finished run's checkpoint outlives model.pt when DVC reruns the stage (its code or
-        # data changed): resuming it would train 0 steps and pass the old weights off as new.
-        budget_s = cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
-        if state["step"] >= cfg.max_steps or state["elapsed_s"] >= budget_s:
-            mismatch = f"{checkpoint_path} holds a finished run (step {state['step']})"
+    # A finished run's checkpoint outlives model.pt when DVC reruns the stage (its code or data
+    # changed): resuming it would train 0 steps and pass the old weights off as new.
+    finished = state is not None and (
+        state["step"] >= cfg.max_steps or state["elapsed_s"] >= budget_s
+    )
+    if not mismatch and finished and restart_on_change:
+        mismatch = f"{checkpoint_path} holds a finished run (step {state['step']})"
     if mismatch:
         if rt.is_main:
             print(f"warning: {mismatch}: starting from step 0", file=sys.stderr)
@@ -373,7 +375,6 @@ def _train(
         bar = tqdm(total=cfg.max_steps, initial=step, desc=cfg.name, dynamic_ncols=True)
     started = time.perf_counter()
     window = WindowStats()
-    budget_s = cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
     run_started = started - elapsed_before  # the budget counts the time of earlier invocations
     status = "FINISHED"
     try:
