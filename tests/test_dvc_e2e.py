@@ -49,6 +49,7 @@ DOCUMENTED_COLUMNS = {
 }
 TRAIN_METRICS = {
     "step",
+    "model_step",
     "skipped_steps",
     "train_minutes",
     "train_loss",
@@ -163,13 +164,16 @@ def check_model(repo: DvcRepo, model: str, dataset: str) -> None:
     folder = repo.root / "models" / model
     net, cfg = load_model(folder / "model.pt")
     assert (cfg.name, cfg.dataset) == (model, dataset)
-    assert read_model_file(folder / "model.pt")["step"] == steps
-    assert load_checkpoint(folder / "checkpoints" / "last.pt")["step"] == steps
+    last = load_checkpoint(folder / "checkpoints" / "last.pt")
+    assert last["step"] == steps
+    # model.pt holds the weights of the checkpoint that scored best on the eval split.
+    assert read_model_file(folder / "model.pt")["step"] == last["best"]["step"] <= steps
     with torch.no_grad():
         tokens = net.decode(torch.zeros(2, cfg.z_size), temperature=0.0)
     assert tokens.shape == (2, cfg.num_bars * STEPS_PER_BAR, len(cfg.tracks))
     train_metrics = json.loads((folder / "train_metrics.json").read_text())
     assert set(train_metrics) >= TRAIN_METRICS and train_metrics["step"] == steps
+    assert train_metrics["model_step"] == last["best"]["step"]
 
     out = repo.root / "eval" / model
     for path in stage_outputs(repo, "evaluate", "outs", model):

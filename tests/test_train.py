@@ -21,7 +21,7 @@ from training.configs import get_config
 from training.data import load_split
 from training.distributed import Runtime
 from training.model import MusicVAE
-from training.train import evaluate, main, train, train_step
+from training.train import _use_bf16, evaluate, main, train, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = Runtime(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -141,7 +141,7 @@ def test_time_budget_stops_the_run_and_writes_outputs(tiny_datasets, tmp_path):
     assert 1 <= metrics["step"] < 10_000
     saved = json.loads((tmp_path / "train_metrics.json").read_text())
     assert saved["step"] == metrics["step"]
-    assert read_model_file(tmp_path / "model.pt")["step"] == metrics["step"]
+    assert read_model_file(tmp_path / "model.pt")["step"] == metrics["model_step"]
     # The budget is the run's: resuming a run that spent it trains no further.
     again = quiet_train(cfg, tmp_path, dataset(tiny_datasets, "mel_2bar"), resume=True)
     assert again["step"] == metrics["step"]
@@ -172,6 +172,36 @@ def test_dvc_rerun_retrains_instead_of_resuming_a_finished_run(tiny_datasets, tm
 
 
 # ---------------------------------------------------------------------------------------------
+# The weights handed over: the checkpoint that scored best on the eval split
+
+
+def test_model_file_holds_the_best_checkpoint_when_a_run_degrades(tiny_datasets, tmp_path):
+    """A learning rate that grows tenfold per step (1e-3, 1e-2, ..., 100) improves the model
+    until step 2 and wrecks it after: model.pt keeps step 2's weights, and says so."""
+    folder = dataset(tiny_datasets, "mel_2bar")
+    degrading = {"max_steps": 6, "checkpoint_every": 2, "decay_rate": 10.0}
+    cfg = get_config("cat-mel_2bar_tiny", degrading)
+    metrics = quiet_train(cfg, tmp_path / "best", folder)
+    assert (metrics["step"], metrics["model_step"]) == (6, 2)
+    assert metrics["last_step_eval_loss"] > 2 * metrics["eval_loss"]
+    saved = read_model_file(tmp_path / "best" / "model.pt")
+    assert saved["step"] == 2
+    assert load_checkpoint(tmp_path / "best" / "checkpoints" / "last.pt")["best"]["step"] == 2
+    model, _ = load_model(tmp_path / "best" / "model.pt")
+    eval_data = load_split(folder, "eval", cfg.tracks, cfg.num_bars, limit=cfg.eval_examples)
+    rescored = evaluate(model, eval_data, cfg, 6, torch.device("cpu"))
+    assert rescored["eval_loss"] == pytest.approx(metrics["eval_loss"], rel=1e-5)
+
+    last = quiet_train(
+        get_config("cat-mel_2bar_tiny", {**degrading, "keep_best": False}),
+        tmp_path / "last",
+        folder,
+    )
+    assert last["model_step"] == read_model_file(tmp_path / "last" / "model.pt")["step"] == 6
+    assert last["eval_loss"] == last["last_step_eval_loss"] == metrics["last_step_eval_loss"]
+
+
+# ---------------------------------------------------------------------------------------------
 # NaN guard
 
 
@@ -197,6 +227,39 @@ def test_a_poisoned_step_is_skipped_and_training_goes_on():
     result = train_step(model, model, optimizer, x, cfg, 1, generator, CPU)
     assert not result.skipped and np.isfinite(result.metrics["loss"])
     assert not all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# ---------------------------------------------------------------------------------------------
+# bf16 autocast (the CUDA default; "bf16" runs the same code path under CPU autocast)
+
+
+def test_precision_picks_bf16_autocast_only_where_asked_or_on_cuda():
+    cpu = torch.device("cpu")
+    assert not _use_bf16(get_config("cat-mel_2bar_tiny"), cpu)  # "auto" on a CPU: fp32
+    assert _use_bf16(get_config("cat-mel_2bar_tiny", {"precision": "bf16"}), cpu)
+    assert not _use_bf16(get_config("cat-mel_2bar_tiny", {"precision": "fp32"}), cpu)
+
+
+def test_bf16_training_steps_compute_in_bf16_and_learn(tiny_datasets):
+    """Under autocast the decoder's logits are bf16, the loss and weights stay fp32, and the
+    loss on a fixed batch falls."""
+    cfg = get_config("hierdec-mel_16bar_tiny", {"precision": "bf16", "learning_rate": 1e-2})
+    torch.manual_seed(0)
+    model = MusicVAE(cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    windows = load_split(dataset(tiny_datasets, "mel_16bar"), "train", cfg.tracks, cfg.num_bars)
+    x = torch.from_numpy(windows[: cfg.batch_size])
+    dtypes = []
+    model.decoder.register_forward_hook(lambda m, i, out: dtypes.append(out[0].dtype))
+    generator = torch.Generator()
+    losses = [
+        train_step(model, model, optimizer, x, cfg, step, generator, CPU, bf16=True).metrics["loss"]
+        for step in range(30)
+    ]
+    assert set(dtypes) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert np.all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
 
 
 # ---------------------------------------------------------------------------------------------

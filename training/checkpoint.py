@@ -3,7 +3,8 @@
 - `models/<name>/checkpoints/last.pt`: model and optimiser state, step, skipped steps, data
   stream position, RNG states, elapsed time and the MLflow run id; written atomically (a
   temporary file in the same folder, then os.replace), so a run killed while saving keeps the
-  previous checkpoint.
+  previous checkpoint. It also records the step and eval scores of `checkpoints/best.pt`, the
+  checkpoint of lowest eval loss, which is a model file like model.pt.
 - `models/<name>/model.pt`: {"format": 1, "config": plain dict, "state_dict": weights, "step",
   "metrics", "mlflow_run_id", ...}. Everything in both files is tensors, dicts, lists, numbers
   and strings, so `torch.load(path, weights_only=True)` reads them.
@@ -65,6 +66,7 @@ def save_checkpoint(
     elapsed_s: float,
     mlflow_run_id: str | None,
     train_metrics: dict[str, float] | None = None,
+    best: dict[str, float] | None = None,
 ) -> None:
     atomic_save(
         {
@@ -79,6 +81,7 @@ def save_checkpoint(
             "elapsed_s": elapsed_s,
             "mlflow_run_id": mlflow_run_id or "",
             "train_metrics": dict(train_metrics or {}),
+            "best": dict(best or {}),  # step and eval scores of the weights in best.pt
         },
         path,
     )

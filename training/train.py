@@ -9,8 +9,15 @@ then its `train.<model>` section, then `--set key=value`, then --max-steps / --m
 
 Outputs, in --out (default models/<model>):
 - checkpoints/last.pt every `checkpoint_every` steps and at the end (resume state);
-- model.pt: final weights + resolved config (training.checkpoint.load_model);
-- train_metrics.json: final training metrics and a teacher-forced score on the eval split.
+- checkpoints/best.pt: the checkpoint whose weights scored the lowest loss on the eval split;
+- model.pt: those best weights (or, with `keep_best: false`, the last step's) + resolved config
+  (training.checkpoint.load_model); its `step` says which step's weights they are;
+- train_metrics.json: final training metrics, the eval-split score (teacher forced, z = mu) of
+  model.pt's weights and, as `last_step_eval_*`, of the last step's.
+
+Every checkpoint scores the weights on `eval_examples` of the eval split (logged to MLflow as
+eval_loss, eval_r_loss, eval_kl_bits, eval_accuracy): a run whose loss spikes late still hands
+over the weights from before the spike, as one would pick them from the eval curve.
 
 Budgets: `max_steps` counts optimiser steps over the whole run (a resumed run continues to the
 same total), and so does `max_minutes` (training time, summed over resumed invocations: a killed
@@ -228,7 +235,9 @@ def train_step(
     probability = sampling_probability_at(cfg, step)
     generator.manual_seed(step_seed(cfg.seed, rt.rank, step))
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    autocast = (
+        torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    )
     with autocast:
         out = net(x, sampling_probability=probability, generator=generator)
     terms = vae_loss(out, x, cfg, step)
@@ -255,10 +264,11 @@ def train_step(
 
 
 def _use_bf16(cfg: Config, device: torch.device) -> bool:
-    """bf16 autocast on CUDA: always for "bf16", for "auto" where the GPU supports bf16."""
-    if device.type != "cuda" or cfg.precision == "fp32":
-        return False
-    return cfg.precision == "bf16" or torch.cuda.is_bf16_supported()
+    """bf16 autocast: "bf16" on any device (CPU autocast too), "auto" on a CUDA GPU that has
+    bf16, never for "fp32"."""
+    if cfg.precision == "auto":
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return cfg.precision == "bf16"
 
 
 def train(
@@ -301,11 +311,13 @@ def _train(
     rt: Runtime,
 ) -> dict[str, Any]:
     checkpoint_path = out_dir / "checkpoints" / "last.pt"
+    best_path = out_dir / "checkpoints" / "best.pt"
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = MusicVAE(cfg).to(rt.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate_at(cfg, 0))
     step, skipped, position, elapsed_before, run_id = 0, 0, None, 0.0, None
     last_logged: dict[str, float] = {}
+    best: dict[str, float] = {}  # step and eval scores of the weights in best.pt
     budget_s = cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
     state = ckpt.load_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
     mismatch = _config_mismatch(state["config"], cfg, checkpoint_path) if state else ""
@@ -330,6 +342,7 @@ def _train(
         position, elapsed_before = state["data_position"], state["elapsed_s"]
         run_id = state["mlflow_run_id"] or None
         last_logged = dict(state.get("train_metrics", {}))
+        best = dict(state.get("best", {}))
         if rt.is_main:
             print(f"resuming {cfg.name} from step {step} ({checkpoint_path})", file=sys.stderr)
     elif resume and not mismatch and rt.is_main:
@@ -353,20 +366,35 @@ def _train(
     generator = torch.Generator(device=rt.device)
     bf16 = _use_bf16(cfg, rt.device)
 
-    def save_checkpoint() -> None:
-        if rt.is_main:
-            ckpt.save_checkpoint(
-                checkpoint_path,
-                model=model,
-                optimizer=optimizer,
-                cfg=cfg,
-                step=step,
-                skipped_steps=skipped,
-                data_position=stream.position,
-                elapsed_s=elapsed_before + time.perf_counter() - started,
-                mlflow_run_id=tracker.run_id,
-                train_metrics=last_logged,
-            )
+    eval_data = _eval_split(dataset_dir, cfg) if rt.is_main else None
+    scored: dict[str, Any] = {}  # the last checkpoint's step and eval scores
+
+    def checkpoint() -> None:
+        """Score the weights on the eval split, keep them in best.pt when no earlier checkpoint
+        scored a lower loss, and write the resume state (rank 0 only)."""
+        nonlocal best
+        if not rt.is_main:
+            return
+        scores = evaluate(model, eval_data, cfg, step, rt.device)
+        tracker.log_metrics(scores, step)
+        scored.update(step=step, scores=scores)
+        better = scores and (not best or scores["eval_loss"] < best["eval_loss"])
+        if cfg.keep_best and better:
+            ckpt.save_model(best_path, model, cfg, step=step, metrics=_plain(scores))
+            best = {"step": step, **scores}
+        ckpt.save_checkpoint(
+            checkpoint_path,
+            model=model,
+            optimizer=optimizer,
+            cfg=cfg,
+            step=step,
+            skipped_steps=skipped,
+            data_position=stream.position,
+            elapsed_s=elapsed_before + time.perf_counter() - started,
+            mlflow_run_id=tracker.run_id,
+            train_metrics=last_logged,
+            best=best,
+        )
 
     bar = None
     if rt.is_main and progress:
@@ -422,13 +450,22 @@ def _train(
             if bar is not None:
                 bar.update(1)
             if step % cfg.checkpoint_every == 0:
-                save_checkpoint()
+                checkpoint()
+                if window.steps == 0:
+                    window.started = time.perf_counter()  # examples/s leaves the eval out
                 if bar is None and rt.is_main and last_logged:  # `dvc repro` logs: one line
+                    scores = scored["scores"]
                     print(
                         f"step {step}/{cfg.max_steps} loss {last_logged['loss']:.4g} "
                         f"accuracy {last_logged['accuracy']:.3f} "
                         f"kl_bits {last_logged['kl_bits']:.3g} "
-                        f"examples/s {last_logged['examples_per_s']:.0f}",
+                        f"examples/s {last_logged['examples_per_s']:.0f}"
+                        + (
+                            f" | eval loss {scores['eval_loss']:.4g} "
+                            f"accuracy {scores['eval_accuracy']:.3f}"
+                            if scores
+                            else ""
+                        ),
                         flush=True,
                     )
             if out_of_time:
@@ -443,28 +480,38 @@ def _train(
             tracker.end(status)
 
     train_seconds = time.perf_counter() - started
-    save_checkpoint()
+    if scored.get("step") != step:
+        checkpoint()
     metrics: dict[str, Any] = {}
     if rt.is_main:
-        eval_data = _eval_split(dataset_dir, cfg)
-        final = evaluate(model, eval_data, cfg, step, rt.device)
+        last_scores = scored["scores"]
+        model_step, model_scores = step, last_scores
+        if best and best["step"] != step:
+            kept = ckpt.read_model_file(best_path) if best_path.exists() else {}
+            # best.pt is written before last.pt: one newer than the record is not this run's.
+            if kept.get("step") == best["step"]:
+                model.load_state_dict(kept["state_dict"])
+                model_step = best["step"]
+                model_scores = {k: v for k, v in best.items() if k != "step"}
         metrics = {
             "step": step,
+            "model_step": model_step,
             "skipped_steps": skipped,
             "train_minutes": round((elapsed_before + train_seconds) / 60, 3),
             **{f"train_{k}": v for k, v in last_logged.items() if k in _FINAL_KEYS},
             "examples_per_s": last_logged.get("examples_per_s"),
             "eval_examples": len(eval_data),
-            **final,
+            **model_scores,
+            **{f"last_step_{k}": v for k, v in last_scores.items()},
         }
-        tracker.log_metrics(final, step)
+        tracker.log_metrics({"model_step": float(model_step)}, step)
         out_dir.mkdir(parents=True, exist_ok=True)
         model_path = out_dir / "model.pt"
         ckpt.save_model(
             model_path,
             model,
             cfg,
-            step=step,
+            step=model_step,
             metrics=_plain(metrics),
             mlflow_run_id=tracker.run_id or "",
         )
@@ -479,6 +526,7 @@ def _train(
 
 # Fields a resumed run may change; any other difference makes a different run.
 _RESUMABLE_CHANGES = {
+    "keep_best",
     "max_steps",
     "max_minutes",
     "log_every",
