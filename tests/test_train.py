@@ -199,6 +199,17 @@ def test_model_file_holds_the_best_checkpoint_when_a_run_degrades(tiny_datasets,
     )
     assert last["model_step"] == read_model_file(tmp_path / "last" / "model.pt")["step"] == 6
     assert last["eval_loss"] == last["last_step_eval_loss"] == metrics["last_step_eval_loss"]
+    # keep_best may change on resume: switched off, the best.pt of the first part is not used.
+    quiet_train(
+        get_config("cat-mel_2bar_tiny", {**degrading, "max_steps": 4}), tmp_path / "r", folder
+    )
+    resumed = quiet_train(
+        get_config("cat-mel_2bar_tiny", {**degrading, "keep_best": False}),
+        tmp_path / "r",
+        folder,
+        resume=True,
+    )
+    assert resumed["model_step"] == 6
 
 
 # ---------------------------------------------------------------------------------------------

@@ -486,7 +486,7 @@ def _train(
     if rt.is_main:
         last_scores = scored["scores"]
         model_step, model_scores = step, last_scores
-        if best and best["step"] != step:
+        if cfg.keep_best and best and best["step"] != step:
             kept = ckpt.read_model_file(best_path) if best_path.exists() else {}
             # best.pt is written before last.pt: one newer than the record is not this run's.
             if kept.get("step") == best["step"]:
