@@ -28,7 +28,7 @@ import time
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
-from pipelines.corpus import tree_digest  # noqa: E402
+from pipelines.corpus.build import tree_digest  # noqa: E402
 
 
 def run_build(output: str, workers: int, limit: int | None, log_path: str) -> dict:
@@ -57,8 +57,8 @@ def run_build(output: str, workers: int, limit: int | None, log_path: str) -> di
 
 
 def sample_tunes(per_collection: int, seed: int = 0) -> list:
-    from pipelines.abc_tunes import decode_abc, split_tunes
-    from pipelines.corpus import DEFAULT_COLLECTIONS, music21_corpus_dir
+    from pipelines.corpus.abc_tunes import decode_abc, split_tunes
+    from pipelines.corpus.build import DEFAULT_COLLECTIONS, music21_corpus_dir
 
     rng = random.Random(seed)
     tunes = []
@@ -74,8 +74,8 @@ def sample_tunes(per_collection: int, seed: int = 0) -> list:
 
 
 def profile_steps(per_collection: int) -> None:
-    from pipelines.abc_tokens import play_with_tokens, tokenize
-    from pipelines.corpus_midi import midi_bytes
+    from pipelines.corpus.abc_tokens import play_with_tokens, tokenize
+    from pipelines.corpus.midi import midi_bytes
 
     tunes = sample_tunes(per_collection)
     clock = time.process_time
@@ -101,7 +101,7 @@ def profile_baseline(per_collection: int) -> None:
     from music21 import exceptions21, midi, repeat
     from music21.abcFormat import translate
 
-    from pipelines.abc_tokens import tokenize
+    from pipelines.corpus.abc_tokens import tokenize
 
     tunes = sample_tunes(per_collection, seed=1)
     by_collection: dict[str, list[float]] = {}

@@ -17,8 +17,12 @@ import warnings
 import numpy as np
 import pretty_midi
 
-from pipelines.extract import DATASET_SPECS, examples_from_notesequence, examples_from_pieces
-from pipelines.pieces import split_into_pieces
+from pipelines.extract.pieces import split_into_pieces
+from pipelines.extract.windows import (
+    DATASET_SPECS,
+    examples_from_notesequence,
+    examples_from_pieces,
+)
 from pipelines.representation import midi_bytes_to_notesequence
 
 FOLK_SOURCES = ("essenFolksong/altdeu10", "essenFolksong/han1", "oneills1850", "ryansMammoth")

@@ -38,13 +38,13 @@ import numpy as np
 import torch
 from note_seq import sequences_lib
 
-from evaluation import audio, generate, pianoroll, scoring
+from evaluation import audio, pianoroll, scoring
 from evaluation import interpolation as interp
 from evaluation.lm import load_lm
 from evaluation.params import read_section
 from evaluation.testset import load_examples
 from pipelines import representation as rep
-from training import tracking
+from training import generate, tracking
 from training.checkpoint import load_model, read_model_file
 
 DEFAULTS: dict[str, Any] = {

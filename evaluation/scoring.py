@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from evaluation import generate
 from evaluation import interpolation as interp
 from evaluation import metrics as m
 from evaluation.lm import TokenLSTM, mean_step_log_likelihood
+from training import generate
 from training.objective import kl_divergence, reconstruction
 
 LN2 = float(np.log(2.0))
@@ -182,7 +182,7 @@ def interpolate_pairs(
 ) -> Interpolations:
     mu_t = torch.as_tensor(mu, dtype=torch.float32)
     codes = torch.stack(
-        [interp.slerp(mu_t[pairs[:, 0]], mu_t[pairs[:, 1]], float(a)) for a in alphas], dim=1
+        [generate.slerp(mu_t[pairs[:, 0]], mu_t[pairs[:, 1]], float(a)) for a in alphas], dim=1
     )  # [P, A, Z]
     decoded = generate.decode(
         model, codes.reshape(-1, codes.shape[-1]), temperature=0.0, batch_size=batch_size

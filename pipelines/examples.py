@@ -3,7 +3,7 @@
     python -m pipelines.examples --input datasets/notesequences --output datasets \\
         --datasets mel_2bar,mel_16bar,drums_2bar,trio_16bar
 
-For every NoteSequence of stage 1 and every dataset, `pipelines.extract` slices windows. Windows
+For every NoteSequence of stage 1 and every dataset, `pipelines.extract.windows` slices windows. Windows
 are then de-duplicated by content across the whole corpus (the copy with the smallest
 (source_id, piece, start_bar, program) is kept, so the result does not depend on the runner) and
 split into train/eval/test by a stable hash of the source file's id, so a piece never lands in
@@ -33,10 +33,11 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
-from pipelines import beam_files, beam_parquet
-from pipelines.beam_metrics import print_counters
-from pipelines.beam_options import pipeline_options
-from pipelines.extract import DATASET_SPECS, DatasetSpec, examples_from_pieces
+from pipelines.beamio import files as beam_files
+from pipelines.beamio import parquet as beam_parquet
+from pipelines.beamio.metrics import print_counters
+from pipelines.beamio.options import pipeline_options
+from pipelines.extract.windows import DATASET_SPECS, DatasetSpec, examples_from_pieces
 from pipelines.representation import TRACKS
 
 NAMESPACE = "examples"
@@ -103,7 +104,7 @@ class ExtractExamples(beam.DoFn):
     def setup(self):
         from note_seq.protobuf import music_pb2
 
-        from pipelines.pieces import split_into_pieces
+        from pipelines.extract.pieces import split_into_pieces
 
         self._parse = music_pb2.NoteSequence.FromString
         self._split = split_into_pieces

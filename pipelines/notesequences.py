@@ -35,9 +35,10 @@ from apache_beam.io.fileio import ReadableFile
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from pipelines import beam_files, beam_parquet
-from pipelines.beam_metrics import print_counters
-from pipelines.beam_options import pipeline_options
+from pipelines.beamio import files as beam_files
+from pipelines.beamio import parquet as beam_parquet
+from pipelines.beamio.metrics import print_counters
+from pipelines.beamio.options import pipeline_options
 
 NAMESPACE = "notesequences"
 MIDI_EXTENSIONS = (".mid", ".midi", ".kar")

@@ -264,7 +264,7 @@ TINY_EVAL_FRACTION = TINY_TEST_FRACTION = 0.15  # default 0.05: a tiny corpus ne
 def write_folk_tunes(root: str, tunes_per_collection: int) -> None:
     """Real folk tunes of the default corpus (Essen 2/4 and 4/4 songs, Ryan's reels) as MIDI
     files under `root`, written by the corpus builder."""
-    from pipelines import corpus
+    from pipelines.corpus import build as corpus
 
     corpus.main(
         [

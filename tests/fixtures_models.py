@@ -2,7 +2,7 @@
 
 The models are real (training.train on Parquet shards of the dataset schema) but their data is
 synthetic: 2-bar melodies made of graded factors that drive the five attributes of
-`evaluation.attributes` (every beat has a note; the first k beats add a note on their last 16th,
+`evaluation.cli.attributes` (every beat has a note; the first k beats add a note on their last 16th,
 the last m beats one on their "and"; the notes alternate between two pitches a chosen interval
 apart, from C or from C#). On such data a tiny model learns in a few hundred steps to carry
 those factors in z, which the attribute-vector test needs; a tiny model trained on a few dozen

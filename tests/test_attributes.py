@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluation.attributes import (
+from evaluation.cli.attributes import (
     ATTRIBUTES,
     AttributeVectors,
     measure,
@@ -115,7 +115,7 @@ def test_attribute_vectors_move_their_attribute(tmp_path_factory):
     z + v gives more of it than decoding z - v, on average over held-out inputs."""
     from fixtures_models import TRAINED, dataset_dir, train_model
 
-    from evaluation.attributes import attribute_effects, compute_attribute_vectors
+    from evaluation.cli.attributes import attribute_effects, compute_attribute_vectors
     from training.checkpoint import load_model
     from training.data import load_split
 

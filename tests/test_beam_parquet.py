@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing import test_pipeline
 
-from pipelines import beam_parquet
+from pipelines.beamio import parquet as beam_parquet
 
 IN_MEMORY = ["--direct_running_mode=in_memory"]
 SCHEMA = pa.schema(

@@ -20,16 +20,16 @@ import torch
 from fixtures_data import drum_notes, make_sequence, melody_notes, to_midi_bytes
 from fixtures_models import QUICK, dataset_dir, synthetic_melodies, train_model
 
-from evaluation import generate
-from evaluation.attributes import ATTRIBUTES, VECTORS_FILENAME, AttributeVectors
-from evaluation.cli import main
-from evaluation.registry import file_sha256
+from evaluation.cli.attributes import ATTRIBUTES, VECTORS_FILENAME, AttributeVectors
+from evaluation.cli.main import main
+from evaluation.registry.versions import file_sha256
 from pipelines.representation import (
     MELODY_CLASSES,
     canonical_melody,
     midi_bytes_to_tokens,
     tokens_to_midi_bytes,
 )
+from training import generate
 from training.checkpoint import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -319,7 +319,7 @@ def test_registered_model_and_its_attribute_vectors(
     (project / "eval" / config / "metrics.json").write_text('{"sampled_accuracy": 0.5}')
     env = {"MLFLOW_TRACKING_URI": mlflow_store.uri, "PYTHONPATH": str(REPO)}
     registered = subprocess.run(
-        [sys.executable, "-m", "evaluation.register", "--model", config],
+        [sys.executable, "-m", "evaluation.registry.register", "--model", config],
         cwd=project,
         env={**os.environ, **env},
         capture_output=True,

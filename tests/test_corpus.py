@@ -15,12 +15,12 @@ from music21 import midi as music21_midi
 from music21.abcFormat import translate
 from note_seq import midi_io
 
-from pipelines import corpus
-from pipelines.abc_played import TICKS_PER_QUARTER, to_ticks
-from pipelines.abc_repeats import BarMarks, play_order
-from pipelines.abc_streams import play_with_streams
-from pipelines.abc_tokens import play_with_tokens, tokenize
-from pipelines.abc_tunes import decode_abc, split_tunes
+from pipelines.corpus import build as corpus
+from pipelines.corpus.abc_played import TICKS_PER_QUARTER, to_ticks
+from pipelines.corpus.abc_repeats import BarMarks, play_order
+from pipelines.corpus.abc_streams import play_with_streams
+from pipelines.corpus.abc_tokens import play_with_tokens, tokenize
+from pipelines.corpus.abc_tunes import decode_abc, split_tunes
 
 # Six Essen tunes (pickups, an "M: none" tune, a TimeSignature-reuse tune) and a reel with repeats.
 ESSEN_FILE = "essenFolksong/altdeu10.abc"

@@ -29,7 +29,7 @@ from mlflow import MlflowClient
 from mlflow_fixtures import copy_store
 
 from evaluation.lm import load_lm
-from pipelines.extract import DATASET_SPECS
+from pipelines.extract.windows import DATASET_SPECS
 from pipelines.representation import STEPS_PER_BAR, TRACKS
 from training.checkpoint import load_checkpoint, load_model, read_model_file
 from training.tracking import experiment_name

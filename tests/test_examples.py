@@ -17,7 +17,7 @@ from note_seq.protobuf import music_pb2
 
 from pipelines import examples as stage2
 from pipelines import notesequences as stage1
-from pipelines.extract import DATASET_SPECS, examples_from_notesequence
+from pipelines.extract.windows import DATASET_SPECS, examples_from_notesequence
 from pipelines.representation import TRACKS
 
 IN_MEMORY = ["--direct_running_mode=in_memory"]

@@ -12,14 +12,14 @@ from note_seq import drums_encoder_decoder, drums_lib, melodies_lib, sequences_l
 from note_seq.protobuf import music_pb2
 
 from pipelines import representation as rep
-from pipelines.extract import (
+from pipelines.extract.tracks import drum_segments, melody_segments
+from pipelines.extract.windows import (
     DATASET_SPECS,
     DatasetSpec,
     Example,
     examples_from_notesequence,
 )
 from pipelines.representation import NoteArrays
-from pipelines.tracks import drum_segments, melody_segments
 
 MEL_2BAR = DATASET_SPECS["mel_2bar"]
 MEL_16BAR = DATASET_SPECS["mel_16bar"]

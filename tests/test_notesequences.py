@@ -16,7 +16,7 @@ from fixtures_data import make_sequence, melody_notes, to_midi_bytes
 from note_seq.protobuf import music_pb2
 
 from pipelines import notesequences as stage1
-from pipelines.beam_files import CorpusPattern, MatchCorpus, glob_to_regex
+from pipelines.beamio.files import CorpusPattern, MatchCorpus, glob_to_regex
 
 IN_MEMORY = ["--direct_running_mode=in_memory"]
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from dvc.repo import Repo
 
-from pipelines.extract import DATASET_SPECS
+from pipelines.extract.windows import DATASET_SPECS
 from training.configs import get_config
 from training.profile import main as profile_main
 

@@ -1,7 +1,7 @@
 """The register stage end to end, and the registered pyfunc used from a fresh process.
 
 A tiny, randomly initialised 2-bar melody MusicVAE goes through what DVC runs,
-`python -m evaluation.register` in a project folder, against a real SQLite store. Then another
+`python -m evaluation.registry.register` in a project folder, against a real SQLite store. Then another
 process, started in another folder with no path to the repo, loads ``models:/<name>@champion``
 and calls every operation; this test checks what came back against the representation and
 against the same model run here directly. A trio model (three tracks) goes through the same
@@ -24,8 +24,8 @@ import pytest
 import torch
 from mlflow_fixtures import MlflowStore, copy_store
 
-from evaluation.pyfunc_model import example_tokens
-from evaluation.registry import CHAMPION, KEY_TAG, file_sha256, registered_model_name
+from evaluation.registry.pyfunc_model import example_tokens
+from evaluation.registry.versions import CHAMPION, KEY_TAG, file_sha256, registered_model_name
 from pipelines.representation import TRACKS, drum_hits, melody_notes, tokens_to_midi_bytes
 from training import tracking
 from training.checkpoint import load_model, save_model
@@ -87,8 +87,8 @@ results["errors"] = {
     "sample with rows": error(pd.DataFrame({"tokens": [example]}), {"op": "sample"}),
     "one row to interpolate": error(pd.DataFrame({"tokens": [example]}), {"op": "interpolate"}),
 }
-import evaluation.generate, training.model
-results["code_from"] = [evaluation.generate.__file__, training.model.__file__]
+import training.generate, training.model
+results["code_from"] = [training.generate.__file__, training.model.__file__]
 print("RESULTS " + json.dumps(results))
 """
 
@@ -132,7 +132,7 @@ def project(migrated_mlflow_db: Path, tmp_path_factory: pytest.TempPathFactory) 
 def run_stage(project: dict) -> subprocess.CompletedProcess:
     """The DVC stage's command, run in the project folder (the repo's code on PYTHONPATH)."""
     return subprocess.run(
-        [sys.executable, "-m", "evaluation.register", "--model", CONFIG],
+        [sys.executable, "-m", "evaluation.registry.register", "--model", CONFIG],
         cwd=project["root"],
         env=clean_env(project["store"], PYTHONPATH=str(REPO)),
         capture_output=True,
@@ -239,7 +239,7 @@ def test_pyfunc_loads_from_its_own_code_in_a_fresh_process(served: dict, project
 
 @SLOW
 def test_encode_then_decode_matches_the_model_run_directly(served: dict, project: dict) -> None:
-    from evaluation.generate import decode, encode_posterior
+    from training.generate import decode, encode_posterior
 
     results = served["results"]
     model, cfg = load_model(project["weights"])
@@ -296,7 +296,7 @@ def test_trio_model_round_trip_through_the_adapter(tmp_path: Path) -> None:
     import mlflow
     import pandas as pd
 
-    from evaluation.pyfunc_model import WEIGHTS_ARTIFACT, MusicVAEPyfunc
+    from evaluation.registry.pyfunc_model import WEIGHTS_ARTIFACT, MusicVAEPyfunc
 
     cfg = get_config("hierdec-trio_16bar_tiny")
     torch.manual_seed(1)

@@ -1,4 +1,4 @@
-"""Registry logic (evaluation.registry) against a real SQLite MLflow store.
+"""Registry logic (evaluation.registry.versions) against a real SQLite MLflow store.
 
 Each "model" is a real run with a real artifact; the registry sees only its source URI, so these
 tests need no torch model. The pyfunc end to end is in test_pyfunc.py.
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from mlflow_fixtures import MlflowStore
 
-from evaluation.register import main as register_stage
-from evaluation.registry import (
+from evaluation.registry.register import main as register_stage
+from evaluation.registry.versions import (
     CHALLENGER,
     CHAMPION,
     KEY_TAG,

@@ -19,8 +19,8 @@ from apache_beam.options.pipeline_options import (
 
 from pipelines import examples as stage2
 from pipelines import notesequences as stage1
-from pipelines.beam_options import pipeline_options
-from pipelines.extract import DATASET_SPECS
+from pipelines.beamio.options import pipeline_options
+from pipelines.extract.windows import DATASET_SPECS
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATAFLOW_ARGS = [

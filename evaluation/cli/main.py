@@ -13,7 +13,7 @@ the tracking server of `training.tracking`: the repo's ``mlflow/mlflow.db`` unle
 MLFLOW_TRACKING_URI says otherwise) or a ``model.pt`` checkpoint (a file, or its folder). It
 defaults to ``$MUSICVAE_MODEL``, else to the champion of ``musicvae-hierdec-mel_16bar_cpu``.
 
-Attribute vectors (`evaluation.attributes`) are kept with the model they belong to: next to a
+Attribute vectors (`evaluation.cli.attributes`) are kept with the model they belong to: next to a
 checkpoint as ``attribute_vectors.npz``; for a registered model, as the artifact
 ``attribute_vectors/attribute_vectors.npz`` of the run the version was registered from, so
 everyone using the tracking server shares them. They record the sha256 of the weights they were
@@ -137,7 +137,7 @@ def load_model(source: str) -> LoadedModel:
             f"{path}: no such model file (pass a model.pt checkpoint, its folder, or "
             "models:/<name>@<alias>)"
         )
-    from evaluation.registry import file_sha256
+    from evaluation.registry.versions import file_sha256
     from training.checkpoint import load_model as load_checkpoint
 
     try:
@@ -155,7 +155,7 @@ def _load_registered(uri: str) -> LoadedModel:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from evaluation.registry import KEY_TAG
+    from evaluation.registry.versions import KEY_TAG
     from training import tracking
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)  # requirement-mismatch chatter
@@ -190,14 +190,14 @@ def _load_registered(uri: str) -> LoadedModel:
 
 
 def _vectors_path(loaded: LoadedModel) -> Path:
-    from evaluation.attributes import VECTORS_FILENAME
+    from evaluation.cli.attributes import VECTORS_FILENAME
 
     return loaded.checkpoint.parent / VECTORS_FILENAME
 
 
 def check_vectors_target(loaded: LoadedModel, force: bool) -> None:
     """Refuse (before the long computation) to replace existing vectors without --force."""
-    from evaluation.attributes import VECTORS_FILENAME
+    from evaluation.cli.attributes import VECTORS_FILENAME
 
     if loaded.checkpoint is not None:
         outputs = Outputs(force)
@@ -219,7 +219,7 @@ def check_vectors_target(loaded: LoadedModel, force: bool) -> None:
 
 def save_vectors(loaded: LoadedModel, vectors) -> str:
     """Store attribute vectors with their model (see the module docstring); returns where."""
-    from evaluation.attributes import VECTORS_FILENAME
+    from evaluation.cli.attributes import VECTORS_FILENAME
 
     if loaded.checkpoint is not None:
         return str(vectors.save(_vectors_path(loaded)))
@@ -233,7 +233,7 @@ def save_vectors(loaded: LoadedModel, vectors) -> str:
 
 def load_vectors(loaded: LoadedModel):
     """The model's attribute vectors; UserError when there are none or they are stale."""
-    from evaluation.attributes import VECTORS_FILENAME, AttributeVectors
+    from evaluation.cli.attributes import VECTORS_FILENAME, AttributeVectors
 
     hint = f"compute them first: musicvae attribute compute --model {loaded.source}"
     if loaded.checkpoint is not None:
@@ -277,7 +277,7 @@ def _seed(args: argparse.Namespace) -> int:
 
 def _read_inputs(paths: Sequence[str]) -> list:
     """Parse the input MIDI files before the model is loaded: a bad file fails fast."""
-    from evaluation.midi_input import InputError, read_notesequence
+    from evaluation.cli.midi_input import InputError, read_notesequence
 
     try:
         return [(path, read_notesequence(path)) for path in paths]
@@ -286,8 +286,8 @@ def _read_inputs(paths: Sequence[str]) -> list:
 
 
 def _windows(loaded: LoadedModel, inputs: Sequence, args: argparse.Namespace) -> list:
-    """The window of each parsed input that the model reads (see evaluation.midi_input)."""
-    from evaluation.midi_input import InputError, extract_window
+    """The window of each parsed input that the model reads (see evaluation.cli.midi_input)."""
+    from evaluation.cli.midi_input import InputError, extract_window
 
     windows = []
     for path, notes in inputs:
@@ -348,7 +348,7 @@ def _report(paths: Sequence[Path]) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from evaluation import generate
+    from training import generate
 
     if args.num < 1:
         raise UserError(f"-n must be >= 1, got {args.num}")
@@ -367,9 +367,9 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> None:
-    from evaluation import generate
     from evaluation.pianoroll import plot_sequences
     from pipelines.representation import tokens_to_midi_bytes, tokens_to_notesequence
+    from training import generate
 
     if args.steps < 2:
         raise UserError(f"--steps must be >= 2, got {args.steps}")
@@ -403,7 +403,7 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
-    from evaluation import generate
+    from training import generate
 
     outputs = Outputs(args.force)
     path = outputs.add(args.output)
@@ -439,7 +439,7 @@ def _read_codes(path: str, size: int) -> np.ndarray:
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
-    from evaluation import generate
+    from training import generate
 
     temperature, qpm = _temperature(args), _qpm(args)
     loaded = load_model(args.model)
@@ -473,7 +473,7 @@ def _dataset_tokens(loaded: LoadedModel, args: argparse.Namespace, split: str) -
 
 
 def cmd_attribute_compute(args: argparse.Namespace) -> None:
-    from evaluation.attributes import compute_attribute_vectors
+    from evaluation.cli.attributes import compute_attribute_vectors
 
     loaded = load_model(args.model)
     check_vectors_target(loaded, args.force)
@@ -507,8 +507,8 @@ def cmd_attribute_compute(args: argparse.Namespace) -> None:
 def cmd_attribute_apply(args: argparse.Namespace) -> None:
     import torch
 
-    from evaluation import generate
-    from evaluation.attributes import ATTRIBUTES
+    from evaluation.cli.attributes import ATTRIBUTES
+    from training import generate
 
     if args.attribute not in ATTRIBUTES:
         raise UserError(
@@ -536,7 +536,7 @@ def cmd_attribute_apply(args: argparse.Namespace) -> None:
 
 
 def cmd_attribute_effects(args: argparse.Namespace) -> None:
-    from evaluation.attributes import attribute_effects
+    from evaluation.cli.attributes import attribute_effects
 
     outputs = Outputs(args.force)
     path = outputs.add(args.json) if args.json else None
@@ -562,7 +562,7 @@ def cmd_attribute_effects(args: argparse.Namespace) -> None:
 
 def format_effects(effects) -> str:
     """The percent-change matrix as a table: rows = vector added, columns = attribute measured."""
-    from evaluation.attributes import LABELS
+    from evaluation.cli.attributes import LABELS
 
     width = max(len(LABELS[n]) for n in effects.vector_names) + 2
     lines = [

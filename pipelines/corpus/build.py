@@ -28,7 +28,6 @@ import dataclasses
 import fnmatch
 import hashlib
 import json
-import logging
 import os
 import re
 import shutil
@@ -39,12 +38,12 @@ import apache_beam as beam
 import music21
 from apache_beam.metrics import Metrics
 
-from pipelines.abc_played import TICKS_PER_QUARTER, PlayedTune
-from pipelines.abc_streams import play_with_streams
-from pipelines.abc_tokens import play_with_tokens
-from pipelines.abc_tunes import Tune, count_tunes, decode_abc, split_tunes
-from pipelines.beam_options import pipeline_options
-from pipelines.corpus_midi import VELOCITY, midi_bytes
+from pipelines.beamio.options import pipeline_options
+from pipelines.corpus.abc_played import TICKS_PER_QUARTER, PlayedTune
+from pipelines.corpus.abc_streams import play_with_streams
+from pipelines.corpus.abc_tokens import play_with_tokens
+from pipelines.corpus.abc_tunes import Tune, count_tunes, decode_abc, split_tunes
+from pipelines.corpus.midi import VELOCITY, midi_bytes
 
 NAMESPACE = "corpus"
 DEFAULT_COLLECTIONS = ("essenFolksong", "oneills1850", "airdsAirs", "ryansMammoth", "miscFolk")
@@ -398,12 +397,3 @@ def main(argv: list[str] | None = None) -> dict:
     report = build_corpus(args, beam_args)
     print(format_summary(report, args.output, time.monotonic() - started))
     return report
-
-
-if __name__ == "__main__":
-    logging.getLogger().setLevel(logging.WARNING)
-    # Run the importable copy of this module: Beam workers unpickle its classes by module name,
-    # and "__main__" names another module in a worker.
-    from pipelines import corpus
-
-    corpus.main()

@@ -14,7 +14,7 @@ params (one per call); the DataFrame holds one item per row (one column of the t
     tokens   list[list[int]] [T][K]  a sequence of T = num_bars * 16 steps, K tracks in the
                                      order of pipelines.representation.TRACKS[kind]
     midi     bytes                   a standard MIDI file; its first window that the model can
-                                     read is taken, as evaluation.midi_input does for the CLI
+                                     read is taken, as evaluation.cli.midi_input does for the CLI
     z        list[float] [Z]         a latent code
 
     op           input rows              output rows and columns
@@ -56,8 +56,7 @@ from mlflow.models.model import ModelInfo
 from mlflow.types import DataType
 from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
-from evaluation.generate import decode, encode_posterior, interpolate, latent_size, sample
-from evaluation.midi_input import extract_window
+from evaluation.cli.midi_input import extract_window
 from pipelines.representation import (
     STEPS_PER_BAR,
     TRACKS,
@@ -67,8 +66,9 @@ from pipelines.representation import (
     tokens_to_midi_bytes,
 )
 from training.checkpoint import load_model
+from training.generate import decode, encode_posterior, interpolate, latent_size, sample
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CODE_PACKAGES = ("pipelines", "training", "evaluation")
 WEIGHTS_ARTIFACT = "model.pt"  # key of the weights in the pyfunc's artifacts
 OPS = ("encode", "decode", "sample", "interpolate")
@@ -107,7 +107,7 @@ REQUIREMENTS = ("mlflow", "torch", "numpy", "pandas", "note-seq", "pretty_midi",
 
 
 class MusicVAEPyfunc(mlflow.pyfunc.PythonModel):
-    """Adapter from pyfunc's DataFrame + params to `evaluation.generate`."""
+    """Adapter from pyfunc's DataFrame + params to `training.generate`."""
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.model, self.cfg = load_model(context.artifacts[WEIGHTS_ARTIFACT], device="cpu")

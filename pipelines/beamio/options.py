@@ -55,7 +55,7 @@ def pipeline_options(
         # Remote workers need the project's code: ship it as a package unless told otherwise.
         setup = options.view_as(SetupOptions)
         if setup.setup_file is None and not _has_flag(beam_args, "sdk_container_image"):
-            repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+            repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
             setup.setup_file = os.path.join(repo_root, "setup.py")
         setup.save_main_session = False
     return options

@@ -21,7 +21,7 @@ onsets (interval), or a drum track (interval and C-diatonicity have no pitch to 
 
 Where the vectors live: for a checkpoint, in ``attribute_vectors.npz`` next to its ``model.pt``;
 for a registered model, in the same file logged as an artifact of the model version's training
-run (see ``evaluation.cli``), so that everyone sharing the tracking server shares the vectors.
+run (see ``evaluation.cli.main``), so that everyone sharing the tracking server shares the vectors.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evaluation import generate
 from pipelines.representation import TRACKS, drum_hits, melody_notes
+from training import generate
 
 ATTRIBUTES: tuple[str, ...] = (
     "note_density",

@@ -1,8 +1,8 @@
 """Track extraction from a quantized piece: melodies, drum tracks and trios, as magenta does it.
 
-Each extractor turns the notes of one piece (`pipelines.pieces.Piece`) into segments: stretches
+Each extractor turns the notes of one piece (`pipelines.extract.pieces.Piece`) into segments: stretches
 of whole bars, aligned on the piece's bar lines, holding one token stream per track of the kind.
-Windows are sliced from segments afterwards (`pipelines.extract`).
+Windows are sliced from segments afterwards (`pipelines.extract.windows`).
 
 Melodies (magenta's `extract_melodies` as OneHotMelodyConverter calls it): one voice per
 (instrument, program) of the non-drum notes, by the monophonic reduction of

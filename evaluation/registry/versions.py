@@ -33,7 +33,7 @@ METRIC_TAG_PREFIX = "metric."
 MODEL_DESCRIPTION = (
     "MusicVAE (Roberts et al., ICML 2018) trained from one config. @champion: the best version on "
     "the selection metric; @challenger: the latest version that did not beat it. Load with "
-    "mlflow.pyfunc.load_model('models:/<name>@champion'); see evaluation/pyfunc_model.py."
+    "mlflow.pyfunc.load_model('models:/<name>@champion'); see evaluation/registry/pyfunc_model.py."
 )
 
 

@@ -2,7 +2,7 @@
 
 The model reads one window of ``num_bars`` bars of its dataset's kind (a melody, a drum track or a
 trio) on the 16-steps-per-bar grid. A user's file goes through the same steps as the training
-data (`pipelines.extract`: split on tempo/meter changes, keep 16-step bars, extract tracks, slice
+data (`pipelines.extract.windows`: split on tempo/meter changes, keep 16-step bars, extract tracks, slice
 windows), with three differences that suit one file chosen by a person rather than a corpus:
 
 - melodies and drum tracks are extracted per MIDI track (note_seq's instrument number), so that
@@ -29,14 +29,14 @@ import numpy as np
 import pretty_midi
 from note_seq.protobuf import music_pb2
 
-from pipelines.extract import (
+from pipelines.extract.pieces import Piece, split_into_pieces
+from pipelines.extract.windows import (
     DATASET_SPECS,
     DatasetSpec,
     Example,
     segments_from_piece,
     windows_from_segment,
 )
-from pipelines.pieces import Piece, split_into_pieces
 from pipelines.representation import (
     BASS_PROGRAMS,
     MELODY_MAX_PITCH,

@@ -11,8 +11,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from evaluation.interpolation import slerp
-
 DEFAULT_BATCH_SIZE = 256
 
 
@@ -118,6 +116,26 @@ def sample(
     z = sample_prior(model, n, seed=seed)
     tokens = decode(model, z, temperature=temperature, seed=seed, batch_size=batch_size)
     return z, tokens
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Spherical interpolation between rows of ``z0`` and ``z1`` (``[..., D]``).
+
+    Moves along the great circle between the two directions, so that interpolants of
+    equal-norm codes keep that norm: a straight line would pass through the low-norm middle of a
+    Gaussian prior, where codes are atypical. Falls back to a straight line when the two codes
+    point the same way (the circle is undefined there).
+    """
+    if z0.shape != z1.shape:
+        raise ValueError(f"z0 {tuple(z0.shape)} and z1 {tuple(z1.shape)} differ in shape")
+    cos = torch.nn.functional.cosine_similarity(z0, z1, dim=-1, eps=1e-12).clamp(-1.0, 1.0)
+    omega = torch.arccos(cos).unsqueeze(-1)
+    sin_omega = torch.sin(omega)
+    straight = (1.0 - alpha) * z0 + alpha * z1
+    parallel = sin_omega.abs() < 1e-6
+    safe_sin = torch.where(parallel, torch.ones_like(sin_omega), sin_omega)
+    curved = (torch.sin((1.0 - alpha) * omega) * z0 + torch.sin(alpha * omega) * z1) / safe_sin
+    return torch.where(parallel, straight, curved)
 
 
 def interpolation_codes(z_a: torch.Tensor, z_b: torch.Tensor, steps: int) -> torch.Tensor:

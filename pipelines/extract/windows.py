@@ -4,15 +4,15 @@
 NoteSequence and returns the windows it yields plus a Counter of everything it dropped or cut:
 
 1. split on tempo and time-signature changes, keep meters with a 16-step bar (2/4 read as pairs
-   of bars), quantize at 4 steps per quarter (`pipelines.pieces`);
-2. extract melodies, drum tracks or trios from every piece (`pipelines.tracks`);
+   of bars), quantize at 4 steps per quarter (`pipelines.extract.pieces`);
+2. extract melodies, drum tracks or trios from every piece (`pipelines.extract.tracks`);
 3. slice every window of `num_bars` bars, sliding by `hop_bars` bars, inside each extracted
    segment; drop windows with no note onset at all ("window:all_rest") and windows identical to
    an earlier window of the same sequence ("window:duplicate_in_sequence", e.g. the repeats of
    an AABB tune; the stage still de-duplicates across the corpus).
 
 A melody of N bars thus yields N - num_bars + 1 windows (before those two filters). Counter keys
-are "<step>:<reason>" (see the docstrings of pipelines.pieces and pipelines.tracks) plus
+are "<step>:<reason>" (see the docstrings of pipelines.extract.pieces and pipelines.extract.tracks) plus
 melody:too_short / drums:too_short / trio:too_short [segment shorter than a window],
 examples:<dataset name> and examples_by_meter:<meter> [window kept]. Nothing is raised for odd
 data: a sequence that yields nothing is explained by its counts.
@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from note_seq.protobuf import music_pb2
 
-from pipelines.pieces import Piece, split_into_pieces
+from pipelines.extract.pieces import Piece, split_into_pieces
+from pipelines.extract.tracks import Segment, drum_segments, melody_segments, trio_segments
 from pipelines.representation import (
     MELODY_FIRST_PITCH_TOKEN,
     MELODY_MAX_PITCH,
@@ -41,7 +42,6 @@ from pipelines.representation import (
     STEPS_PER_QUARTER,
     TRACKS,
 )
-from pipelines.tracks import Segment, drum_segments, melody_segments, trio_segments
 
 
 @dataclass(frozen=True)

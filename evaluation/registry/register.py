@@ -1,9 +1,9 @@
 """DVC stage `register`: put an evaluated model in the MLflow Model Registry.
 
-    python -m evaluation.register --model hierdec-mel_16bar_cpu [--metric sampled_accuracy]
+    python -m evaluation.registry.register --model hierdec-mel_16bar_cpu [--metric sampled_accuracy]
 
 Reads ``models/<model>/model.pt`` and ``eval/<model>/metrics.json``, logs the pyfunc model
-(evaluation.pyfunc_model) into the model's training run, registers it as ``musicvae-<model>``
+(evaluation.registry.pyfunc_model) into the model's training run, registers it as ``musicvae-<model>``
 with its metrics, data version (the md5 in data.dvc) and git commit as version tags, and moves
 the alias ``champion`` only when the new version beats the champion on ``--metric`` (otherwise
 it becomes ``challenger``). Registering the same weights again creates nothing new. Writes
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evaluation.registry import (
+from evaluation.registry.versions import (
     ModelSource,
     Registration,
     file_sha256,
@@ -69,7 +69,7 @@ def register_model(
     client = MlflowClient(uri, uri)
 
     def log_model() -> ModelSource:
-        from evaluation.pyfunc_model import log_pyfunc
+        from evaluation.registry.pyfunc_model import log_pyfunc
         from training.checkpoint import read_model_file
 
         run_id = _training_run(client, read_model_file(weights), model)

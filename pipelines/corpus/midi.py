@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from pipelines.abc_played import TICKS_PER_QUARTER, PlayedTune
+from pipelines.corpus.abc_played import TICKS_PER_QUARTER, PlayedTune
 
 VELOCITY = 90  # music21's default loudness
 _DRUM_CHANNEL = 9

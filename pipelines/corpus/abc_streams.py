@@ -13,7 +13,7 @@ from fractions import Fraction
 from music21 import common, exceptions21, harmony, meter, repeat, stream, tempo
 from music21.abcFormat import translate
 
-from pipelines.abc_played import (
+from pipelines.corpus.abc_played import (
     DEFAULT_QPM,
     Event,
     PlayedTune,
@@ -21,7 +21,7 @@ from pipelines.abc_played import (
     pickup_shift,
     played_notes,
 )
-from pipelines.abc_tokens import tokenize
+from pipelines.corpus.abc_tokens import tokenize
 
 
 def _first_meter(part: stream.Part) -> tuple[int, int] | None:

@@ -16,7 +16,7 @@ from fractions import Fraction
 
 from music21 import abcFormat, common, defaults, pitch
 
-from pipelines.abc_played import (
+from pipelines.corpus.abc_played import (
     DEFAULT_QPM,
     Event,
     PlayedTune,
@@ -25,7 +25,7 @@ from pipelines.abc_played import (
     pickup_shift,
     played_notes,
 )
-from pipelines.abc_repeats import BarMarks, play_order
+from pipelines.corpus.abc_repeats import BarMarks, play_order
 
 _DOUBLE_BAR_STYLES = ("light-light", "light-heavy", "heavy-light")
 _INLINE_VOICE = re.compile(r"\s*\[V:\s*([^\s\]]+)")
