@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,25 @@ def read_per_example(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return ids, columns
 
 
+# What the comparison reads of each model's evaluation (eval/<model>/).
+INPUT_FILES = ("metrics.json", "model_info.json", "per_example.csv")
+
+
+def collect(model_dir: Path, into: Path) -> None:
+    """Copy one model's INPUT_FILES from `model_dir` to the folder `into`."""
+    into.mkdir(parents=True, exist_ok=True)
+    for name in INPUT_FILES:
+        if not (model_dir / name).is_file():
+            raise FileNotFoundError(
+                f"missing {model_dir / name}: run `python -m evaluation.evaluate --model "
+                f"{model_dir.name}` first"
+            )
+        shutil.copyfile(model_dir / name, into / name)
+
+
 def load_result(model_dir: Path) -> ModelResult:
     """What evaluate.py wrote for one model; a clear error names the missing file."""
-    needed = [model_dir / f for f in ("metrics.json", "model_info.json", "per_example.csv")]
+    needed = [model_dir / f for f in INPUT_FILES]
     missing = [str(p) for p in needed if not p.is_file()]
     if missing:
         raise FileNotFoundError(
@@ -228,10 +245,18 @@ def main(argv: list[str] | None = None) -> None:
         "--params", type=Path, help="take the models from this params.yaml's `models:` (the DAG's)"
     )
     parser.add_argument("--out", type=Path, help="default: <eval-dir>/comparison")
+    parser.add_argument(
+        "--collect",
+        metavar="MODEL",
+        help="only copy MODEL's inputs of the comparison from --eval-dir to <out>/MODEL",
+    )
     parser.add_argument("--n-resamples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
+    if args.collect:
+        collect(args.eval_dir / args.collect, (args.out or args.eval_dir) / args.collect)
+        return
     if args.params:
         from evaluation.params import read_section
 

@@ -54,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "interpolation_pairs": 32,
     "interpolation_steps": 11,
-    "lm": "models/lm-{dataset}/lm.pt",  # naturalness is skipped when this file is absent
+    "lm": "models/lm-{model}/lm.pt",  # {model} or {dataset}; naturalness is skipped when absent
     "num_samples": 8,  # prior samples rendered as MIDI and piano roll
     "sample_temperature": 0.5,
     "num_reconstruction_plots": 4,
@@ -311,7 +311,10 @@ def evaluate(
     metrics["test_split_size"] = examples.split_size
 
     notes = []
-    lm_path = Path(str(settings["lm"]).format(dataset=cfg.dataset)) if settings["lm"] else None
+    lm_template = str(settings["lm"]) if settings["lm"] else None
+    lm_path = (
+        Path(lm_template.format(model=model_name, dataset=cfg.dataset)) if lm_template else None
+    )
     lm = load_lm(lm_path) if lm_path and lm_path.is_file() else None
     if lm is None:
         notes.append(f"naturalness skipped: no language model at {lm_path}")

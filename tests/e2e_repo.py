@@ -174,7 +174,6 @@ def tiny_params(params: dict[str, Any]) -> dict[str, Any]:
     defaults = (params.get("train") or {}).get("defaults") or {}
     params["train"] = {"defaults": {**defaults, **TINY_TRAIN}, **{m: {} for m in TINY_MODELS}}
     params["lm"] = {**params["lm"], **TINY_LM}
-    params["lm_datasets"] = sorted(set(TINY_MODELS.values()))
     params["evaluate"] = {**params["evaluate"], **TINY_EVALUATE}
     return params
 

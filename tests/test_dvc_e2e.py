@@ -216,12 +216,13 @@ def check_outputs(repo: DvcRepo) -> None:
     used = set(params["models"][m]["dataset"] for m in params["models"])
     for name in params["examples"]["datasets"].split(","):
         check_dataset(repo, name, name in used)
-    for dataset in params["lm_datasets"]:
-        lm = load_lm(repo.root / "models" / f"lm-{dataset}" / "lm.pt")
+    for model, entry in params["models"].items():
+        dataset = entry["dataset"]
+        lm = load_lm(repo.root / "models" / f"lm-{model}" / "lm.pt")
         assert lm.cfg.num_classes == tuple(
             t.num_classes for t in TRACKS[DATASET_SPECS[dataset].kind]
         )
-        metrics = json.loads((repo.root / "models" / f"lm-{dataset}" / "metrics.json").read_text())
+        metrics = json.loads((repo.root / "models" / f"lm-{model}" / "metrics.json").read_text())
         assert set(metrics) >= LM_METRICS and metrics["dataset"] == dataset
     for model, entry in params["models"].items():
         check_model(repo, model, entry["dataset"])
@@ -276,6 +277,7 @@ def test_changed_training_parameter_reruns_only_that_model(pipeline):
         f"train@{model}",
         f"evaluate@{model}",
         f"register@{model}",
+        f"compare_inputs@{model}",
         "compare",
     }
     assert f"learning_rate: {rate!r} -> {rate * 2!r}): starting from step 0" in output
@@ -324,6 +326,7 @@ def test_killed_repro_resumes_training_and_completes(pipeline):
         f"train@{model}",
         f"evaluate@{model}",
         f"register@{model}",
+        f"compare_inputs@{model}",
         "compare",
     }
     assert repo.changed_stages() == set()
@@ -346,6 +349,7 @@ def test_exp_run_set_param_lands_beside_the_other_runs(pipeline):
         f"train@{model}",
         f"evaluate@{model}",
         f"register@{model}",
+        f"compare_inputs@{model}",
         "compare",
     }
     assert load_model(repo.root / "models" / model / "model.pt")[1].learning_rate == 0.002

@@ -268,6 +268,18 @@ def test_flat_and_hierarchical_16bar_models_compare_paired(tiny_datasets, tmp_pa
     markdown = (tmp_path / "eval" / "comparison" / "comparison.md").read_text()
     assert "Hierarchical minus flat" in markdown and names[1] in markdown
 
+    # The DAG's way: each model's inputs gathered under one folder (compare_inputs@<model>).
+    collected = tmp_path / "collected"
+    for name in names:
+        compare.main(
+            ["--collect", name, "--eval-dir", str(tmp_path / "eval"), "--out", str(collected)]
+        )
+    assert sorted(p.name for p in (collected / names[0]).iterdir()) == sorted(compare.INPUT_FILES)
+    compare.main(
+        ["--eval-dir", str(collected), "--n-resamples", "300", "--out", str(tmp_path / "c")]
+    )
+    assert (tmp_path / "c" / "comparison.json").read_text() == json.dumps(table, indent=2) + "\n"
+
 
 # ---------------------------------------------------------------------------------------------
 # The comparison on hand-made results
@@ -322,6 +334,8 @@ def test_compare_names_the_missing_evaluation(tmp_path):
     (tmp_path / "eval" / "ghost").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="evaluation.evaluate --model ghost"):
         compare.load_result(tmp_path / "eval" / "ghost")
+    with pytest.raises(FileNotFoundError, match="evaluation.evaluate --model ghost"):
+        compare.main(["--collect", "ghost", "--eval-dir", str(tmp_path / "eval")])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -145,7 +145,7 @@ def run_stage(project: dict) -> subprocess.CompletedProcess:
 def registered(project: dict) -> dict:
     stage = run_stage(project)
     assert stage.returncode == 0, stage.stderr[-3000:]
-    return json.loads((project["root"] / "eval" / CONFIG / "registered.json").read_text())
+    return json.loads((project["root"] / "models" / CONFIG / "registered.json").read_text())
 
 
 @SLOW
@@ -179,7 +179,7 @@ def test_register_stage_is_idempotent(project: dict, registered: dict) -> None:
     again = run_stage(project)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "already registered" in again.stdout
-    second = json.loads((project["root"] / "eval" / CONFIG / "registered.json").read_text())
+    second = json.loads((project["root"] / "models" / CONFIG / "registered.json").read_text())
     assert (second["version"], second["alias"], second["created"]) == ("1", CHAMPION, False)
     client = project["store"].client()
     assert len(client.search_model_versions(f"name = '{NAME}'")) == 1

@@ -212,5 +212,9 @@ def test_register_stage_refuses_missing_inputs_and_writes_nothing(
     assert register_stage(["--model", "m"]) == 1
     error = capsys.readouterr().err
     assert "'sampled_accuracy' not in the evaluation metrics (have: accuracy_tf)" in error
-    assert not (tmp_path / "eval" / "m" / "registered.json").exists()
+    # The metric comes from params.yaml's `register:` section, as dvc.yaml runs it.
+    (tmp_path / "params.yaml").write_text("register: {metric: kl}\nlm: {metric: ignored}\n")
+    assert register_stage(["--model", "m", "--params", "params.yaml"]) == 1
+    assert "'kl' not in the evaluation metrics" in capsys.readouterr().err
+    assert not (tmp_path / "models" / "m" / "registered.json").exists()
     assert not (tmp_path / "mlflow").exists()

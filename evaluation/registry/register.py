@@ -1,6 +1,6 @@
 """DVC stage `register`: put an evaluated model in the MLflow Model Registry.
 
-    python -m evaluation.registry.register --model hierdec-mel_16bar_cpu [--metric sampled_accuracy]
+    python -m evaluation.registry.register --model hierdec-mel_16bar_cpu [--params params.yaml]
 
 Reads ``models/<model>/model.pt`` and ``eval/<model>/metrics.json``, logs the pyfunc model
 (evaluation.registry.pyfunc_model) into the model's training run, registers it as ``musicvae-<model>``
@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from evaluation.params import read_section
 from evaluation.registry.versions import (
     ModelSource,
     Registration,
@@ -112,19 +113,27 @@ def _training_run(client: Any, saved: dict[str, Any], model: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="model name (folder under models/)")
-    parser.add_argument("--metric", default=DEFAULT_METRIC, help="metric that ranks versions")
+    parser.add_argument(
+        "--params", type=Path, help="read the `register:` section of this params.yaml (the DAG's)"
+    )
+    parser.add_argument(
+        "--metric",
+        help=f"metric that ranks versions (default: the section's, else {DEFAULT_METRIC})",
+    )
     parser.add_argument(
         "--lower-is-better", action="store_true", help="the metric is a loss, not a score"
     )
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--eval-dir", type=Path, default=Path("eval"))
-    parser.add_argument("--output", type=Path, help="default: <eval-dir>/<model>/registered.json")
+    parser.add_argument("--output", type=Path, help="default: <models-dir>/<model>/registered.json")
     args = parser.parse_args(argv)
+    section = read_section(args.params, "register") if args.params else {}
+    metric = args.metric or section.get("metric", DEFAULT_METRIC)
 
     try:
         registration = register_model(
             args.model,
-            metric=args.metric,
+            metric=metric,
             greater_is_better=not args.lower_is_better,
             models_dir=args.models_dir,
             eval_dir=args.eval_dir,
@@ -134,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"register: {message}", file=sys.stderr)
         return 1
 
-    output = args.output or args.eval_dir / args.model / "registered.json"
+    output = args.output or args.models_dir / args.model / "registered.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(registration.as_dict(), indent=2) + "\n")
     state = "registered" if registration.created else "already registered as"
