@@ -19,13 +19,14 @@ Reads ``models/<model>/model.pt`` and ``datasets/<dataset>/test-*.parquet`` and 
 
 Every number and file is also logged into the model's MLflow training run (its id is in
 model.pt), metrics under ``test/``, files under the artifact folder ``evaluation/``.
-Settings come from the ``evaluate`` section of params.yaml (see DEFAULTS).
+Settings come from the ``evaluate`` section of params.yaml (`evaluation.params.EvaluateParams`).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import functools
 import json
 import shutil
@@ -41,38 +42,11 @@ from note_seq import sequences_lib
 from evaluation import audio, pianoroll, scoring
 from evaluation import interpolation as interp
 from evaluation.lm import load_lm
-from evaluation.params import read_section
+from evaluation.params import EvaluateParams, read_params
 from evaluation.testset import load_examples
 from pipelines import representation as rep
 from training import generate, tracking
 from training.checkpoint import load_model, read_model_file
-
-DEFAULTS: dict[str, Any] = {
-    "max_examples": 512,  # test examples scored (a seeded subset; null = the whole split)
-    "batch_size": 128,
-    "n_resamples": 2000,  # bootstrap resamples per interval
-    "seed": 0,
-    "interpolation_pairs": 32,
-    "interpolation_steps": 11,
-    "lm": "models/lm-{model}/lm.pt",  # {model} or {dataset}; naturalness is skipped when absent
-    "num_samples": 8,  # prior samples rendered as MIDI and piano roll
-    "sample_temperature": 0.5,
-    "num_reconstruction_plots": 4,
-    "num_interpolation_plots": 2,
-    "active_unit_threshold": 0.01,
-    "qpm": 120.0,
-    "num_threads": 0,  # torch CPU threads; 0 = torch's default (1 is faster on a busy machine)
-}
-
-
-def settings_from(params_path: Path | None, overrides: dict[str, Any] | None = None) -> dict:
-    values = read_section(params_path, "evaluate") if params_path else {}
-    values = {**values, **(overrides or {})}
-    unknown = sorted(set(values) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown evaluate parameters {unknown}; valid: {sorted(DEFAULTS)}")
-    return {**DEFAULTS, **values}
-
 
 # ---------------------------------------------------------------------------------------------
 # Files
@@ -107,7 +81,7 @@ def write_music(
     rec: scoring.Reconstructions,
     interpolations: scoring.Interpolations,
     samples: np.ndarray,
-    settings: dict[str, Any],
+    settings: EvaluateParams,
     model_name: str,
 ) -> list[str]:
     """Piano rolls, MIDI and (when possible) WAV of what people look at and listen to.
@@ -119,10 +93,10 @@ def write_music(
         shutil.rmtree(folder, ignore_errors=True)  # no stale files from an earlier run
         folder.mkdir(parents=True)
     steps = tokens.shape[1]
-    to_seq = functools.partial(rep.tokens_to_notesequence, kind=kind, qpm=settings["qpm"])
+    to_seq = functools.partial(rep.tokens_to_notesequence, kind=kind, qpm=settings.qpm)
     listen: list[tuple[str, Any]] = []
 
-    n_rec = min(settings["num_reconstruction_plots"], len(tokens))
+    n_rec = min(settings.num_reconstruction_plots, len(tokens))
     panels = []
     for i in range(n_rec):
         original, sampled = to_seq(tokens[i]), to_seq(rec.sampled[i])
@@ -140,7 +114,7 @@ def write_music(
             title=f"{model_name}: test examples and their greedy reconstructions from z = mu",
         )
 
-    n_interp = min(settings["num_interpolation_plots"], len(interpolations.pairs))
+    n_interp = min(settings.num_interpolation_plots, len(interpolations.pairs))
     for p in range(n_interp):
         a_index, b_index = interpolations.pairs[p]
         for method in ("latent", "data"):
@@ -171,7 +145,7 @@ def write_music(
             figures / "samples.png",
             steps,
             title=f"{model_name}: samples from the prior (temperature "
-            f"{settings['sample_temperature']})",
+            f"{settings.sample_temperature})",
         )
         listen.append(("samples", sequences_lib.concatenate_sequences(sample_sequences)))
 
@@ -266,7 +240,7 @@ def log_to_mlflow(run_id: str, out: Path, metrics: dict[str, float]) -> str:
 def evaluate(
     model_name: str,
     *,
-    settings: dict[str, Any],
+    settings: EvaluateParams,
     out: Path,
     models_dir: Path = Path("models"),
     datasets_root: Path = Path("datasets"),
@@ -278,26 +252,26 @@ def evaluate(
         raise FileNotFoundError(
             f"{model_path} not found: train it first (python -m training.train --model {model_name})"
         )
-    if settings["num_threads"]:
-        torch.set_num_threads(int(settings["num_threads"]))
+    if settings.num_threads:
+        torch.set_num_threads(int(settings.num_threads))
     model_file = read_model_file(model_path)  # metadata: training step and MLflow run
     run_id = str(model_file.get("mlflow_run_id") or "")
     model, cfg = load_model(model_path)
-    torch.manual_seed(settings["seed"])
-    seed, n_resamples = settings["seed"], settings["n_resamples"]
+    torch.manual_seed(settings.seed)
+    seed, n_resamples = settings.seed, settings.n_resamples
     tracks = cfg.tracks
     examples = load_examples(
         datasets_root / cfg.dataset,
         "test",
         tracks,
         cfg.num_bars,
-        settings["max_examples"],
+        settings.max_examples,
         seed,
     )
     tokens = examples.tokens
     print(f"{model_name}: {len(tokens)} of {examples.split_size} test examples", flush=True)
 
-    rec = scoring.reconstruct(model, tokens, batch_size=settings["batch_size"], seed=seed)
+    rec = scoring.reconstruct(model, tokens, batch_size=settings.batch_size, seed=seed)
     metrics, per_example, tables = scoring.reconstruction_metrics(
         rec,
         tokens,
@@ -306,14 +280,13 @@ def evaluate(
         steps_per_bar=cfg.steps_per_bar,
         n_resamples=n_resamples,
         seed=seed,
-        active_threshold=settings["active_unit_threshold"],
+        active_threshold=settings.active_unit_threshold,
     )
     metrics["test_split_size"] = examples.split_size
 
     notes = []
-    lm_template = str(settings["lm"]) if settings["lm"] else None
     lm_path = (
-        Path(lm_template.format(model=model_name, dataset=cfg.dataset)) if lm_template else None
+        Path(settings.lm.format(model=model_name, dataset=cfg.dataset)) if settings.lm else None
     )
     lm = load_lm(lm_path) if lm_path and lm_path.is_file() else None
     if lm is None:
@@ -323,17 +296,17 @@ def evaluate(
             f"the language model {lm_path} reads tracks of {lm.cfg.num_classes} classes, "
             f"the model's dataset {cfg.dataset} has {[t.num_classes for t in tracks]}"
         )
-    alphas = np.linspace(0.0, 1.0, settings["interpolation_steps"])
-    pairs = interp.pick_pairs(len(tokens), settings["interpolation_pairs"], seed)
+    alphas = np.linspace(0.0, 1.0, settings.interpolation_steps)
+    pairs = interp.pick_pairs(len(tokens), settings.interpolation_pairs, seed)
     interpolations = scoring.interpolate_pairs(
-        model, tokens, rec.mu, pairs, alphas, seed=seed, batch_size=settings["batch_size"]
+        model, tokens, rec.mu, pairs, alphas, seed=seed, batch_size=settings.batch_size
     )
     interp_metrics, curves = scoring.interpolation_metrics(
         interpolations, tokens, lm, n_resamples=n_resamples, seed=seed
     )
     metrics.update(interp_metrics)
     _, samples = generate.sample(
-        model, settings["num_samples"], temperature=settings["sample_temperature"], seed=seed
+        model, settings.num_samples, temperature=settings.sample_temperature, seed=seed
     )
 
     out.mkdir(parents=True, exist_ok=True)
@@ -353,7 +326,7 @@ def evaluate(
         "z_size": cfg.z_size,
         "training_step": int(model_file.get("step", 0)),
         "mlflow_run_id": run_id,
-        "settings": settings,
+        "settings": dataclasses.asdict(settings),
         "notes": notes,
     }
     notes += write_music(
@@ -384,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     args = parser.parse_args(argv)
     try:
-        settings = settings_from(args.params)
+        settings = read_params(args.params, "evaluate", EvaluateParams)
         metrics = evaluate(
             args.model,
             settings=settings,

@@ -25,19 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-DEFAULTS: dict[str, Any] = {
-    "embed_size": 32,
-    "hidden_size": 128,
-    "num_layers": 1,
-    "dropout": 0.0,
-    "batch_size": 32,
-    "train_steps": 1000,
-    "learning_rate": 3e-3,
-    "max_minutes": 5.0,  # training-time budget; 0 = none (keeps the default CPU run short)
-    "num_threads": 0,  # torch CPU threads; 0 = torch's default (1 is faster on a busy machine)
-    "seed": 0,
-    "max_test_examples": 2000,
-}
+from evaluation.params import LMParams, read_params
 
 
 @dataclass(frozen=True)
@@ -180,41 +168,37 @@ def load_lm(path: str | Path) -> TokenLSTM:
     return model
 
 
-def run(dataset: str, params: dict[str, Any], out_dir: Path, datasets_root: Path) -> dict:
+def run(dataset: str, settings: LMParams, out_dir: Path, datasets_root: Path) -> dict:
     """Train the LM of ``dataset`` and write lm.pt and metrics.json under ``out_dir``."""
     from evaluation.testset import dataset_layout, load_examples
     from pipelines.representation import TRACKS
 
-    settings = {**DEFAULTS, **params}
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown lm parameters {unknown}; valid: {sorted(DEFAULTS)}")
-    if settings["num_threads"]:
-        torch.set_num_threads(int(settings["num_threads"]))
+    if settings.num_threads:
+        torch.set_num_threads(int(settings.num_threads))
     kind, num_bars = dataset_layout(dataset)
     tracks = TRACKS[kind]
     folder = datasets_root / dataset
     train_set = load_examples(folder, "train", tracks, num_bars)
     test_set = load_examples(
-        folder, "test", tracks, num_bars, settings["max_test_examples"], settings["seed"]
+        folder, "test", tracks, num_bars, settings.max_test_examples, settings.seed
     )
     cfg = LMConfig(
         num_classes=tuple(t.num_classes for t in tracks),
-        embed_size=settings["embed_size"],
-        hidden_size=settings["hidden_size"],
-        num_layers=settings["num_layers"],
-        dropout=settings["dropout"],
+        embed_size=settings.embed_size,
+        hidden_size=settings.hidden_size,
+        num_layers=settings.num_layers,
+        dropout=settings.dropout,
     )
     model = TokenLSTM(cfg)
     started = time.perf_counter()
     losses = train(
         model,
         train_set.tokens,
-        steps=settings["train_steps"],
-        batch_size=settings["batch_size"],
-        learning_rate=settings["learning_rate"],
-        seed=settings["seed"],
-        max_minutes=settings["max_minutes"],
+        steps=settings.train_steps,
+        batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        seed=settings.seed,
+        max_minutes=settings.max_minutes,
     )
     metrics = {
         "dataset": dataset,
@@ -241,10 +225,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="default: models/lm-<dataset>")
     args = parser.parse_args(argv)
 
-    from evaluation.params import read_section
-
     out_dir = args.out or Path("models") / f"lm-{args.dataset}"
-    metrics = run(args.dataset, read_section(args.params, "lm"), out_dir, args.datasets_root)
+    settings = read_params(args.params, "lm", LMParams)
+    metrics = run(args.dataset, settings, out_dir, args.datasets_root)
     print(json.dumps(metrics, indent=2))
 
 

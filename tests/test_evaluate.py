@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from evaluation import compare, evaluate, lm, scoring
+from evaluation.params import EvaluateParams, LMParams, read_params
 from evaluation.testset import load_examples, split_ids
 from pipelines import representation as rep
 from training.configs import get_config
@@ -166,7 +167,7 @@ def test_evaluate_stage_end_to_end(tiny_datasets, tmp_path, mlflow_store):
     train_tiny(name, os.path.join(tiny_datasets, "mel_2bar"), models / name, steps=4)
     lm.run(
         "mel_2bar",
-        {"train_steps": 3, "hidden_size": 16, "embed_size": 8, "batch_size": 8},
+        LMParams(train_steps=3, hidden_size=16, embed_size=8, batch_size=8),
         models / "lm-mel_2bar",
         Path(tiny_datasets),
     )
@@ -239,7 +240,7 @@ def test_unknown_evaluate_parameter_is_rejected(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"evaluate": {"max_exampels": 3}}))
     with pytest.raises(ValueError, match="max_exampels"):
-        evaluate.settings_from(params)
+        read_params(params, "evaluate", EvaluateParams)
 
 
 @pytest.mark.slow

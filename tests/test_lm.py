@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from evaluation import lm
+from evaluation.params import LMParams
 from evaluation.testset import load_examples
 from pipelines.representation import TRACKS
 
@@ -76,7 +77,7 @@ def test_save_and_load_round_trip_with_weights_only(tmp_path):
 def test_stage_writes_model_and_metrics(tiny_datasets, tmp_path):
     params = {"train_steps": 5, "hidden_size": 16, "embed_size": 8, "batch_size": 8}
     out = tmp_path / "lm-mel_2bar"
-    metrics = lm.run("mel_2bar", params, out, Path(tiny_datasets))
+    metrics = lm.run("mel_2bar", LMParams(**params), out, Path(tiny_datasets))
     assert metrics["train_steps"] == 5 and metrics["train_examples"] > 0
     assert 1.0 < metrics["test_perplexity"] < 90.0
     assert json.loads((out / "metrics.json").read_text()) == metrics
@@ -90,7 +91,5 @@ def test_stage_writes_model_and_metrics(tiny_datasets, tmp_path):
         metrics["test_perplexity"],
         rel_tol=1e-5,
     )
-    with pytest.raises(ValueError, match="unknown lm parameters"):
-        lm.run("mel_2bar", {"hiden_size": 3}, out, Path(tiny_datasets))
     with pytest.raises(ValueError, match="unknown dataset"):
-        lm.run("mel_3bar", {}, out, Path(tiny_datasets))
+        lm.run("mel_3bar", LMParams(), out, Path(tiny_datasets))

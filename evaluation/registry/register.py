@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evaluation.params import read_section
+from evaluation.params import RegisterParams, read_params
 from evaluation.registry.versions import (
     ModelSource,
     Registration,
@@ -32,7 +32,7 @@ from evaluation.registry.versions import (
     selection_value,
 )
 
-DEFAULT_METRIC = "sampled_accuracy"
+DEFAULT_METRIC = RegisterParams().metric
 
 
 def read_metrics(path: Path) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--metric",
-        help=f"metric that ranks versions (default: the section's, else {DEFAULT_METRIC})",
+        help="metric that ranks versions (default: the section's, see RegisterParams)",
     )
     parser.add_argument(
         "--lower-is-better", action="store_true", help="the metric is a loss, not a score"
@@ -127,8 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval-dir", type=Path, default=Path("eval"))
     parser.add_argument("--output", type=Path, help="default: <models-dir>/<model>/registered.json")
     args = parser.parse_args(argv)
-    section = read_section(args.params, "register") if args.params else {}
-    metric = args.metric or section.get("metric", DEFAULT_METRIC)
+    metric = args.metric or read_params(args.params, "register", RegisterParams).metric
 
     try:
         registration = register_model(

@@ -1,0 +1,50 @@
+"""The evaluation stages' parameters: one typed source of defaults, params.yaml held to it."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evaluation.params import (
+    EvaluateParams,
+    LMParams,
+    RegisterParams,
+    from_mapping,
+    read_params,
+)
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+SECTIONS = {"lm": LMParams, "evaluate": EvaluateParams, "register": RegisterParams}
+
+
+@pytest.mark.parametrize("section", sorted(SECTIONS))
+def test_params_yaml_default_profile_is_the_dataclass_defaults(section):
+    cls = SECTIONS[section]
+    assert read_params(PARAMS, section, cls) == cls()
+    # Every knob is in params.yaml, where DVC sees it change.
+    assert set(yaml.safe_load(PARAMS.read_text())[section]) == set(cls.__dataclass_fields__)
+
+
+def test_every_profile_overrides_only_known_parameters_with_the_right_types():
+    params = yaml.safe_load(PARAMS.read_text())
+    for name, profile in params["profiles"].items():
+        for section, cls in SECTIONS.items():
+            merged = {**params[section], **(profile.get(section) or {})}
+            assert isinstance(from_mapping(cls, section, merged), cls), name
+
+
+def test_a_stage_reads_its_section_only_and_rejects_unknown_or_mistyped_values(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"lm": {"train_steps": 5, "max_minutes": 1}, "evaluate": {}}))
+    assert read_params(path, "lm", LMParams) == LMParams(train_steps=5, max_minutes=1)
+    assert read_params(path, "evaluate", EvaluateParams) == EvaluateParams()
+    assert read_params(tmp_path / "absent.yaml", "register", RegisterParams) == RegisterParams()
+    assert from_mapping(EvaluateParams, "evaluate", {"max_examples": None}).max_examples is None
+    with pytest.raises(ValueError, match=r"unknown lm parameters \['hiden_size'\]"):
+        from_mapping(LMParams, "lm", {"hiden_size": 3})
+    with pytest.raises(ValueError, match="lm.train_steps = '5': expected int"):
+        from_mapping(LMParams, "lm", {"train_steps": "5"})
+    with pytest.raises(ValueError, match="evaluate.seed = True: expected int"):
+        from_mapping(EvaluateParams, "evaluate", {"seed": True})
+    with pytest.raises(ValueError, match="register.metric = None"):
+        from_mapping(RegisterParams, "register", {"metric": None})
