@@ -319,3 +319,44 @@ def test_trio_model_round_trip_through_the_adapter(tmp_path: Path) -> None:
     assert np.asarray(codes["mu"].tolist()).shape == (1, cfg.z_size)
     check_music(decoded["tokens"][0], decoded["midi"][0], kind="trio", bars=16)
     assert np.allclose(from_midi["mu"][0], codes["mu"][0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("temperature", "qpm", "accepted"),
+    [
+        (0.0, 120.0, True),
+        (100.0, 1000.0, True),
+        (100.5, 120.0, False),
+        (-0.1, 120.0, False),
+        (float("nan"), 120.0, False),
+        (0.5, 1000.5, False),
+        (0.5, 0.0, False),
+        (0.5, float("inf"), False),
+    ],
+)
+def test_cli_and_pyfunc_accept_the_same_decoding_parameters(
+    temperature: float, qpm: float, accepted: bool, tmp_path: Path, capsys
+) -> None:
+    """One validation (training.generate.checked_*) behind both ways of asking the model."""
+    import mlflow
+    import pandas as pd
+
+    from evaluation.cli.main import main as cli
+    from evaluation.registry.pyfunc_model import WEIGHTS_ARTIFACT, MusicVAEPyfunc
+
+    cfg = get_config("cat-mel_2bar_tiny")
+    save_model(tmp_path / "model.pt", MusicVAE(cfg), cfg)
+    pyfunc = MusicVAEPyfunc()
+    context = mlflow.pyfunc.PythonModelContext({WEIGHTS_ARTIFACT: str(tmp_path / "model.pt")}, None)
+    pyfunc.load_context(context)
+    params = {"op": "sample", "n": 1, "seed": 0, "temperature": temperature, "qpm": qpm}
+    try:
+        pyfunc.predict(context, pd.DataFrame(), params)
+        pyfunc_accepts = True
+    except ValueError:
+        pyfunc_accepts = False
+
+    argv = ["sample", "--model", str(tmp_path / "model.pt"), "-n", "1", "--seed", "0"]
+    argv += ["--temperature", str(temperature), "--qpm", str(qpm), "--no-png"]
+    cli_accepts = cli([*argv, "-o", str(tmp_path / "out")]) == 0
+    assert (pyfunc_accepts, cli_accepts) == (accepted, accepted), capsys.readouterr().err

@@ -12,6 +12,22 @@ import numpy as np
 import torch
 
 DEFAULT_BATCH_SIZE = 256
+MAX_TEMPERATURE = 100.0  # far beyond it sampling is uniform noise: a typo, not a choice
+MAX_QPM = 1000.0  # the fastest tempo the corpus keeps (params.yaml notesequences.max_qpm)
+
+
+def checked_temperature(temperature: float) -> float:
+    """`temperature` if it lies in [0, MAX_TEMPERATURE] (NaN does not); else ValueError."""
+    if not 0.0 <= temperature <= MAX_TEMPERATURE:
+        raise ValueError(f"temperature must be in [0, {MAX_TEMPERATURE:g}], got {temperature:g}")
+    return temperature
+
+
+def checked_qpm(qpm: float) -> float:
+    """`qpm` (the tempo of the MIDI written) if it lies in (0, MAX_QPM]; else ValueError."""
+    if not 0.0 < qpm <= MAX_QPM:
+        raise ValueError(f"qpm must be in (0, {MAX_QPM:g}], got {qpm:g}")
+    return qpm
 
 
 def _device(model: torch.nn.Module) -> torch.device:

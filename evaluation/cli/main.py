@@ -35,7 +35,7 @@ import secrets
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -326,16 +326,22 @@ def _write_music(
 
 
 def _qpm(args: argparse.Namespace, windows: Sequence = ()) -> float:
-    qpm = args.qpm or (windows[0].qpm if windows else 120.0)
-    if not 0 < qpm <= 1000:
-        raise UserError(f"--qpm must be in (0, 1000], got {qpm:g}")
-    return qpm
+    from training.generate import checked_qpm
+
+    qpm = args.qpm if args.qpm is not None else (windows[0].qpm if windows else 120.0)
+    try:
+        return checked_qpm(qpm)
+    except ValueError as error:
+        raise UserError(f"--{error}") from None
 
 
 def _temperature(args: argparse.Namespace) -> float:
-    if not 0 <= args.temperature <= 100:
-        raise UserError(f"--temperature must be in [0, 100], got {args.temperature:g}")
-    return args.temperature
+    from training.generate import checked_temperature
+
+    try:
+        return checked_temperature(args.temperature)
+    except ValueError as error:
+        raise UserError(f"--{error}") from None
 
 
 def _report(paths: Sequence[Path]) -> None:
@@ -580,104 +586,140 @@ def format_effects(effects) -> str:
 # Command line
 
 
+# Option groups shared by the commands, as argparse parents.
+
+
+def _options() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(add_help=False)
+
+
+def _model_options() -> argparse.ArgumentParser:
+    p = _options()
+    p.add_argument(
+        "--model",
+        default=default_model(),
+        help="models:/<name>@<alias>, models:/<name>/<version> or a model.pt path "
+        f"(default: ${MODEL_ENV} or models:/{DEFAULT_MODEL_NAME}@champion)",
+    )
+    return p
+
+
+def _decoding_options(temperature: float) -> argparse.ArgumentParser:
+    p = _options()
+    p.add_argument(
+        "-t",
+        "--temperature",
+        type=float,
+        default=temperature,
+        help=f"sampling temperature, 0 = greedy (default {temperature:g})",
+    )
+    p.add_argument("--seed", type=int, help="random seed (default: a fresh one, printed)")
+    return p
+
+
+def _input_options() -> argparse.ArgumentParser:
+    p = _options()
+    p.add_argument("--track", type=int, help="MIDI track to read (default: the first usable)")
+    p.add_argument("--start-bar", type=int, help="first bar of the window (default: earliest)")
+    return p
+
+
+def _output_options(prefix: str) -> argparse.ArgumentParser:
+    p = _options()
+    p.add_argument("-o", "--output-dir", default=".", help="folder of the files (default .)")
+    p.add_argument("--prefix", default=prefix, help=f"file name prefix (default {prefix})")
+    p.add_argument("--no-png", action="store_true", help="skip the piano-roll PNGs")
+    return p
+
+
+def _qpm_options() -> argparse.ArgumentParser:
+    p = _options()
+    p.add_argument(
+        "--qpm", type=float, help="tempo of the MIDI written (default 120 or the input's)"
+    )
+    return p
+
+
+def _common_options() -> argparse.ArgumentParser:
+    p = _options()
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    return p
+
+
+def _data_options(split: str, limit: int) -> argparse.ArgumentParser:
+    p = _options()
+    p.add_argument("--data", help="dataset folder (default datasets/<the model's dataset>)")
+    p.add_argument("--split", default=split, help=f"split to read (default {split})")
+    p.add_argument(
+        "--limit", type=int, default=limit, help=f"random subset, 0 = all (default {limit})"
+    )
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="musicvae",
         description="Sample, interpolate, encode, decode and edit music with a trained MusicVAE.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    model, inputs, qpm, common = (
+        _model_options(),
+        _input_options(),
+        _qpm_options(),
+        _common_options(),
+    )
+    greedy = _decoding_options(0.0)
 
-    def add(p: argparse.ArgumentParser, *groups: Callable[[argparse.ArgumentParser], None]) -> None:
-        for group in groups:
-            group(p)
-
-    def model_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--model",
-            default=default_model(),
-            help="models:/<name>@<alias>, models:/<name>/<version> or a model.pt path "
-            f"(default: ${MODEL_ENV} or models:/{DEFAULT_MODEL_NAME}@champion)",
-        )
-
-    def decoding_options(temperature: float) -> Callable[[argparse.ArgumentParser], None]:
-        return lambda p: _decoding_options(p, temperature)
-
-    def _decoding_options(p: argparse.ArgumentParser, temperature: float) -> None:
-        p.add_argument(
-            "-t",
-            "--temperature",
-            type=float,
-            default=temperature,
-            help=f"sampling temperature, 0 = greedy (default {temperature:g})",
-        )
-        p.add_argument("--seed", type=int, help="random seed (default: a fresh one, printed)")
-
-    def input_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--track", type=int, help="MIDI track to read (default: the first usable)")
-        p.add_argument("--start-bar", type=int, help="first bar of the window (default: earliest)")
-
-    def output_options(prefix: str) -> Callable[[argparse.ArgumentParser], None]:
-        def options(p: argparse.ArgumentParser) -> None:
-            p.add_argument(
-                "-o", "--output-dir", default=".", help="folder of the files (default .)"
-            )
-            p.add_argument("--prefix", default=prefix, help=f"file name prefix (default {prefix})")
-            p.add_argument("--no-png", action="store_true", help="skip the piano-roll PNGs")
-
-        return options
-
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--force", action="store_true", help="overwrite existing output files")
-
-    def with_qpm(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--qpm", type=float, help="tempo of the MIDI written (default 120 or the input's)"
-        )
-
-    p = commands.add_parser("sample", help="new sequences from the prior")
+    p = commands.add_parser(
+        "sample",
+        help="new sequences from the prior",
+        parents=[model, _decoding_options(0.5), _output_options("sample"), qpm, common],
+    )
     p.add_argument("-n", "--num", type=int, default=4, help="how many (default 4)")
-    add(p, model_options, decoding_options(0.5), output_options("sample"), with_qpm, common)
     p.set_defaults(run=cmd_sample)
 
-    p = commands.add_parser("interpolate", help="slerp between the latent codes of two MIDI files")
+    p = commands.add_parser(
+        "interpolate",
+        help="slerp between the latent codes of two MIDI files",
+        parents=[model, greedy, inputs, _output_options("interpolation"), qpm, common],
+    )
     p.add_argument("a", help="MIDI file A (alpha = 0)")
     p.add_argument("b", help="MIDI file B (alpha = 1)")
     p.add_argument("--steps", type=int, default=7, help="points, both ends included (default 7)")
-    add(p, model_options, decoding_options(0.0), input_options, output_options("interpolation"))
-    add(p, with_qpm, common)
     p.set_defaults(run=cmd_interpolate)
 
-    p = commands.add_parser("encode", help="MIDI files -> latent codes (posterior means), .npy")
+    p = commands.add_parser(
+        "encode",
+        help="MIDI files -> latent codes (posterior means), .npy",
+        parents=[model, inputs, common],
+    )
     p.add_argument("inputs", nargs="+", help="MIDI files")
     p.add_argument("-o", "--output", required=True, help="the .npy file: [N, Z] float32")
-    add(p, model_options, input_options, common)
     p.set_defaults(run=cmd_encode)
 
-    p = commands.add_parser("decode", help="latent codes (.npy, [N, Z] or [Z]) -> MIDI files")
+    p = commands.add_parser(
+        "decode",
+        help="latent codes (.npy, [N, Z] or [Z]) -> MIDI files",
+        parents=[model, greedy, _output_options("decoded"), qpm, common],
+    )
     p.add_argument("codes", help=".npy file of latent codes")
-    add(p, model_options, decoding_options(0.0), output_options("decoded"), with_qpm, common)
     p.set_defaults(run=cmd_decode)
 
     p = commands.add_parser("attribute", help="attribute vectors (note density, intervals, ...)")
     attribute = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    def data_options(split: str, limit: int) -> Callable[[argparse.ArgumentParser], None]:
-        def options(p: argparse.ArgumentParser) -> None:
-            p.add_argument("--data", help="dataset folder (default datasets/<the model's dataset>)")
-            p.add_argument("--split", default=split, help=f"split to read (default {split})")
-            p.add_argument(
-                "--limit", type=int, default=limit, help=f"random subset, 0 = all (default {limit})"
-            )
-
-        return options
-
     p = attribute.add_parser(
-        "compute", help="vectors from the training set: mean z of top minus bottom quartile"
+        "compute",
+        help="vectors from the training set: mean z of top minus bottom quartile",
+        parents=[model, _data_options("train", DEFAULT_ATTRIBUTE_LIMIT), common],
     )
-    add(p, model_options, data_options("train", DEFAULT_ATTRIBUTE_LIMIT), common)
     p.set_defaults(run=cmd_attribute_compute)
 
-    p = attribute.add_parser("apply", help="add (or subtract) an attribute vector to a MIDI file")
+    p = attribute.add_parser(
+        "apply",
+        help="add (or subtract) an attribute vector to a MIDI file",
+        parents=[model, greedy, inputs, qpm, common],
+    )
     p.add_argument("input", help="MIDI file")
     p.add_argument(
         "--attribute",
@@ -689,15 +731,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", required=True, help="the MIDI file to write")
     p.add_argument("--no-png", action="store_true", help="skip the piano-roll PNG")
-    add(p, model_options, decoding_options(0.0), input_options, with_qpm, common)
     p.set_defaults(run=cmd_attribute_apply)
 
     p = attribute.add_parser(
-        "effects", help="how much each vector changes each attribute, on held-out data"
+        "effects",
+        help="how much each vector changes each attribute, on held-out data",
+        parents=[model, greedy, _data_options("test", 256), common],
     )
     p.add_argument("--strength", type=float, default=1.0, help="multiple of the vectors added")
     p.add_argument("--json", help="also write the results to this JSON file")
-    add(p, model_options, decoding_options(0.0), data_options("test", 256), common)
     p.set_defaults(run=cmd_attribute_effects)
     return parser
 

@@ -26,10 +26,10 @@ params (one per call); the DataFrame holds one item per row (one column of the t
     param        default  meaning
     op           sample   one of the four operations above
     n            1        sample: how many sequences
-    temperature  0.5      decoding temperature (0 = greedy); magenta's default
+    temperature  0.5      decoding temperature in [0, 100] (0 = greedy); magenta's default
     seed         -1       seed of every random draw; -1 draws a fresh one
     steps        11       interpolate: number of points, both ends included
-    qpm          120.0    tempo of the MIDI files written
+    qpm          120.0    tempo of the MIDI files written, in (0, 1000]
 
 Example::
 
@@ -66,7 +66,15 @@ from pipelines.representation import (
     tokens_to_midi_bytes,
 )
 from training.checkpoint import load_model
-from training.generate import decode, encode_posterior, interpolate, latent_size, sample
+from training.generate import (
+    checked_qpm,
+    checked_temperature,
+    decode,
+    encode_posterior,
+    interpolate,
+    latent_size,
+    sample,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CODE_PACKAGES = ("pipelines", "training", "evaluation")
@@ -122,11 +130,9 @@ class MusicVAEPyfunc(mlflow.pyfunc.PythonModel):
         op = params["op"]
         if op not in OPS:
             raise ValueError(f"unknown op {op!r}; expected one of {OPS}")
-        temperature, qpm = float(params["temperature"]), float(params["qpm"])
-        if not (math.isfinite(temperature) and temperature >= 0):
-            raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
-        if not (math.isfinite(qpm) and qpm > 0):
-            raise ValueError(f"qpm must be a positive number, got {qpm}")
+        # The CLI's checks: one model, one set of accepted inputs however it is called.
+        temperature = checked_temperature(float(params["temperature"]))
+        qpm = checked_qpm(float(params["qpm"]))
         seed = None if int(params["seed"]) < 0 else int(params["seed"])
         frame = model_input if model_input is not None else pd.DataFrame()
 
