@@ -27,20 +27,18 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import asdict
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-from apache_beam.metrics import Metrics
 
 from pipelines.beamio import files as beam_files
 from pipelines.beamio import parquet as beam_parquet
-from pipelines.beamio.metrics import print_counters
 from pipelines.beamio.options import pipeline_options
 from pipelines.extract.windows import DATASET_SPECS, DatasetSpec, examples_from_pieces
 from pipelines.representation import TRACKS
 
-NAMESPACE = "examples"
 SPLITS = ("train", "eval", "test")
 DEFAULT_EVAL_FRACTION = 0.05
 DEFAULT_TEST_FRACTION = 0.05
@@ -88,10 +86,41 @@ def max_rows_per_shard(spec: DatasetSpec) -> int:
     return max(1, SHARD_MEMORY_BYTES // row_bytes)
 
 
-# A window on its way to the de-duplication: the fields that order copies come first, tokens
-# travel as little-endian int16 bytes (Beam encodes tuples of str/int/bytes without pickling).
-# (source_id, piece, start_bar, program, meter, source_path, (tokens bytes per track))
-Candidate = tuple
+class Candidate(NamedTuple):
+    """A window on its way to the de-duplication; the fields that order copies come first."""
+
+    source_id: str
+    piece: int
+    start_bar: int
+    program: int
+    meter: str
+    source_path: str
+    tokens: tuple[bytes, ...]  # per track, little-endian int16
+
+
+class CandidateCoder(beam.coders.Coder):
+    """A Candidate as its plain tuple, which Beam encodes natively (a NamedTuple it pickles)."""
+
+    _plain = beam.coders.FastPrimitivesCoder()
+
+    def encode(self, value: Candidate) -> bytes:
+        return self._plain.encode(tuple(value))
+
+    def decode(self, encoded: bytes) -> Candidate:
+        return Candidate(*self._plain.decode(encoded))
+
+    def is_deterministic(self) -> bool:
+        return True
+
+    def to_type_hint(self):
+        return Candidate
+
+
+beam.coders.registry.register_coder(Candidate, CandidateCoder)
+
+# Keys of the per-dataset counts that become stats.json: (group, name), e.g. ("filter",
+# "melody:too_short") or ("split", "train"); STAGE counts go to stats.json's "stages".
+STAGE, FILTER, SPLIT, METER, SOURCES = "stage", "filter", "split", "meter", "sources"
 
 
 class ExtractExamples(beam.DoFn):
@@ -108,14 +137,9 @@ class ExtractExamples(beam.DoFn):
 
         self._parse = music_pb2.NoteSequence.FromString
         self._split = split_into_pieces
-        self._counters: dict[str, beam.metrics.metricbase.Counter] = {}
 
-    def _count(self, dataset: str, counts: collections.Counter) -> beam.pvalue.TaggedOutput:
-        for key, value in counts.items():
-            name = f"{dataset}:{key}"
-            if name not in self._counters:
-                self._counters[name] = Metrics.counter(NAMESPACE, name)
-            self._counters[name].inc(value)
+    @staticmethod
+    def _count(dataset: str, counts: collections.Counter) -> beam.pvalue.TaggedOutput:
         return beam.pvalue.TaggedOutput("counts", (dataset, counts))
 
     def _examples(
@@ -142,29 +166,32 @@ class ExtractExamples(beam.DoFn):
                 _LOG.warning("cannot parse the NoteSequence of %s: %s", path, e)
                 for spec in self._specs:
                     yield self._count(
-                        spec.name, collections.Counter(sequences_in=1, extract_errors=1)
+                        spec.name,
+                        collections.Counter(
+                            {(STAGE, "sequences_in"): 1, (STAGE, "extract_errors"): 1}
+                        ),
                     )
                 continue
             pieces_cache: dict = {}
             for spec in self._specs:
-                counts = collections.Counter(sequences_in=1)
+                counts = collections.Counter({(STAGE, "sequences_in"): 1})
                 try:
                     examples, extracted = self._examples(sequence, spec, pieces_cache)
                 except Exception as e:  # one odd file must not stop a corpus-wide run
                     _LOG.warning("%s: extraction failed on %s: %r", spec.name, path, e)
-                    counts["extract_errors"] += 1
+                    counts[STAGE, "extract_errors"] += 1
                     yield self._count(spec.name, counts)
                     continue
-                counts.update({f"filter:{k}": v for k, v in extracted.items()})
-                counts["examples_extracted"] += len(examples)
-                counts["sequences_with_examples"] += bool(examples)
+                counts.update({(FILTER, k): v for k, v in extracted.items()})
+                counts[STAGE, "examples_extracted"] += len(examples)
+                counts[STAGE, "sequences_with_examples"] += bool(examples)
                 yield self._count(spec.name, counts)
                 for example in examples:
                     tokens = tuple(
                         np.ascontiguousarray(example.tracks[track.column], dtype="<i2").tobytes()
                         for track in TRACKS[spec.kind]
                     )
-                    candidate = (
+                    candidate = Candidate(
                         source_id,
                         example.piece,
                         example.start_bar,
@@ -197,6 +224,11 @@ class KeepFirstCopy(beam.CombineFn):
     def extract_output(self, accumulator):
         return accumulator
 
+    def get_accumulator_coder(self) -> beam.coders.Coder:
+        return beam.coders.TupleCoder(
+            [beam.coders.NullableCoder(CandidateCoder()), beam.coders.VarIntCoder()]
+        )
+
 
 def to_row(
     dataset_key: tuple[str, str],
@@ -207,18 +239,17 @@ def to_row(
 ) -> tuple[str, dict]:
     """(dataset, row of the dataset's schema)."""
     (dataset, key), (candidate, _) = dataset_key, kept
-    source_id, piece, start_bar, program, meter, path, tokens = candidate
     row = {
         "id": key,
-        "source_id": source_id,
-        "source_path": path,
-        "split": split_of(source_id, eval_fraction, test_fraction),
-        "start_bar": start_bar,
-        "program": program,
-        "piece": piece,
-        "meter": meter,
+        "source_id": candidate.source_id,
+        "source_path": candidate.source_path,
+        "split": split_of(candidate.source_id, eval_fraction, test_fraction),
+        "start_bar": candidate.start_bar,
+        "program": candidate.program,
+        "piece": candidate.piece,
+        "meter": candidate.meter,
     }
-    for track, data in zip(TRACKS[specs[dataset].kind], tokens, strict=True):
+    for track, data in zip(TRACKS[specs[dataset].kind], candidate.tokens, strict=True):
         # A list, not a numpy array: rows are shuffled on their way to the Parquet files, and
         # Beam encodes lists of ints natively but pickles arrays (~5x slower for 2-bar rows).
         row[track.column] = np.frombuffer(data, dtype="<i2").tolist()
@@ -248,16 +279,16 @@ class MergeCounts(beam.CombineFn):
 def make_stats(dataset: str, counts: dict, spec: DatasetSpec) -> dict:
     """stats.json of one dataset, from its merged counts."""
 
-    def with_prefix(prefix: str) -> dict[str, int]:
-        return {k[len(prefix) :]: v for k, v in sorted(counts.items()) if k.startswith(prefix)}
+    def group(name: str) -> dict[str, int]:
+        return {k: v for (g, k), v in sorted(counts.items()) if g == name}
 
-    filters = with_prefix("filter:")
-    splits = {split: counts.get(f"split:{split}", 0) for split in SPLITS}
+    filters, stage = group(FILTER), group(STAGE)
+    splits = {split: counts.get((SPLIT, split), 0) for split in SPLITS}
     stages = {
-        "sequences_in": counts.get("sequences_in", 0),
-        "sequences_with_examples": counts.get("sequences_with_examples", 0),
-        "examples_extracted": counts.get("examples_extracted", 0),
-        "examples_after_dedup": counts.get("examples_after_dedup", 0),
+        "sequences_in": stage.get("sequences_in", 0),
+        "sequences_with_examples": stage.get("sequences_with_examples", 0),
+        "examples_extracted": stage.get("examples_extracted", 0),
+        "examples_after_dedup": stage.get("examples_after_dedup", 0),
         "examples_written": sum(splits.values()),
     }
     spec_fields = asdict(spec)
@@ -270,8 +301,8 @@ def make_stats(dataset: str, counts: dict, spec: DatasetSpec) -> dict:
         "dataset": dataset,
         "spec": spec_fields,
         "stages": stages,
-        "extract_errors": counts.get("extract_errors", 0),
-        "duplicates_across_corpus": counts.get("duplicates_across_corpus", 0),
+        "extract_errors": stage.get("extract_errors", 0),
+        "duplicates_across_corpus": stage.get("duplicates_across_corpus", 0),
         "filters": {
             k: v
             for k, v in filters.items()
@@ -280,20 +311,22 @@ def make_stats(dataset: str, counts: dict, spec: DatasetSpec) -> dict:
         "examples_by_meter_before_dedup": {
             k.split(":", 1)[1]: v for k, v in filters.items() if k.startswith("examples_by_meter:")
         },
-        "examples_by_meter": with_prefix("meter:"),
+        "examples_by_meter": group(METER),
         "splits": splits,
-        "source_files_by_split": {split: counts.get(f"sources:{split}", 0) for split in SPLITS},
+        "source_files_by_split": {split: counts.get((SOURCES, split), 0) for split in SPLITS},
     }
 
 
 def _dedup_counts(element) -> tuple[str, collections.Counter]:
     (dataset, _), (_, copies) = element
-    return dataset, collections.Counter(examples_after_dedup=1, duplicates_across_corpus=copies - 1)
+    return dataset, collections.Counter(
+        {(STAGE, "examples_after_dedup"): 1, (STAGE, "duplicates_across_corpus"): copies - 1}
+    )
 
 
 def _row_counts(element) -> tuple[str, collections.Counter]:
     dataset, row = element
-    return dataset, collections.Counter({f"split:{row['split']}": 1, f"meter:{row['meter']}": 1})
+    return dataset, collections.Counter({(SPLIT, row["split"]): 1, (METER, row["meter"]): 1})
 
 
 class ToExamples(beam.PTransform):
@@ -329,7 +362,7 @@ class ToExamples(beam.PTransform):
             | "DistinctSources" >> beam.Distinct()
             | "CountSource"
             >> beam.MapTuple(
-                lambda dataset, split, _: (dataset, collections.Counter({f"sources:{split}": 1}))
+                lambda dataset, split, _: (dataset, collections.Counter({(SOURCES, split): 1}))
             )
         )
         counts = (
@@ -514,17 +547,6 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
             f"{args.output.rstrip('/')}/{spec.name}/stats.json"
         )
         print(format_summary(all_stats[spec.name]))
-    expected = [
-        f"{spec.name}:{name}"
-        for spec in specs
-        for name in (
-            "sequences_in",
-            "sequences_with_examples",
-            "examples_extracted",
-            "extract_errors",
-        )
-    ]
-    print_counters(result, NAMESPACE, expected)
     return all_stats
 
 

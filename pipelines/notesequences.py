@@ -13,8 +13,8 @@ lexicographically smallest path. Every input file ends in exactly one place:
 Each table is sharded by a hash of a unique column (id, or path) and sorted by it
 (`beam_parquet.WriteSortedParquet`): the same input gives the same bytes on every run.
 
-`stats.json` holds files_in = converted + duplicates + failed and the count of every reason; the
-same counts are Beam counters, printed at the end.
+`stats.json` holds files_in = converted + duplicates + failed and the count of every reason,
+counted once, from the rows themselves; the stage prints it at the end.
 """
 
 from __future__ import annotations
@@ -33,14 +33,11 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.io.fileio import ReadableFile
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 
 from pipelines.beamio import files as beam_files
 from pipelines.beamio import parquet as beam_parquet
-from pipelines.beamio.metrics import print_counters
 from pipelines.beamio.options import pipeline_options
 
-NAMESPACE = "notesequences"
 MIDI_EXTENSIONS = (".mid", ".midi", ".kar")
 MUSICXML_EXTENSIONS = (".xml", ".musicxml", ".mxl")
 SUPPORTED_EXTENSIONS = MIDI_EXTENSIONS + MUSICXML_EXTENSIONS
@@ -202,17 +199,13 @@ class HashFile(beam.DoFn):
     def __init__(self, corpus: beam_files.CorpusPattern, limits: Limits):
         self._corpus = corpus
         self._limits = limits
-        self._files_in = Metrics.counter(NAMESPACE, "files_in")
-        self._errors = {r: Metrics.counter(NAMESPACE, f"error_{r}") for r in ERROR_REASONS}
 
     def _error(self, source_id, path, reason, message):
-        self._errors[reason].inc()
         return beam.pvalue.TaggedOutput(
             "errors", error_row(source_id, path, ConversionError(reason, message))
         )
 
     def process(self, file: ReadableFile) -> Iterator:
-        self._files_in.inc()
         full_path = file.metadata.path
         path = self._corpus.relative_path(full_path)
         if not full_path.lower().endswith(SUPPORTED_EXTENSIONS):
@@ -240,10 +233,6 @@ class ConvertFile(beam.DoFn):
 
     def __init__(self, limits: Limits):
         self._limits = limits
-        self._converted = Metrics.counter(NAMESPACE, "converted")
-        self._duplicates = Metrics.counter(NAMESPACE, "duplicates")
-        self._notes = Metrics.counter(NAMESPACE, "notes")
-        self._errors = {r: Metrics.counter(NAMESPACE, f"error_{r}") for r in ERROR_REASONS}
 
     def process(self, element: tuple[str, Iterable[tuple[str, str]]]) -> Iterator:
         source_id, copies = element
@@ -259,17 +248,13 @@ class ConvertFile(beam.DoFn):
                 raise ConversionError("unreadable", f"{type(e).__name__}: {e}") from e
             sequence = to_note_sequence(data, paths[0], self._limits)
         except ConversionError as error:
-            self._errors[error.reason].inc(len(paths))
             for path in paths:
                 yield beam.pvalue.TaggedOutput("errors", error_row(source_id, path, error))
             return
         sequence.id = source_id
         sequence.filename = paths[0]
         sequence.collection_name = paths[0].split("/")[0] if "/" in paths[0] else ""
-        self._converted.inc()
-        self._notes.inc(len(sequence.notes))
         yield sequence_row(source_id, paths, sequence)
-        self._duplicates.inc(len(paths) - 1)
         for path in paths[1:]:
             yield beam.pvalue.TaggedOutput(
                 "duplicates", {"path": path, "id": source_id, "kept_path": paths[0]}
@@ -322,7 +307,7 @@ def make_stats(
 
 
 class ComputeStats(beam.PTransform):
-    """Counts every file's outcome from the rows themselves (independently of the counters)."""
+    """Counts every file's outcome from the rows themselves."""
 
     def __init__(self, input_spec: str, limits: Limits):
         super().__init__()
@@ -439,8 +424,6 @@ def main(argv: list[str] | None = None) -> dict:
     result.wait_until_finish()
     stats = beam_files.read_json(f"{args.output.rstrip('/')}/stats.json")
     print(format_summary(stats))
-    expected = ["files_in", "converted", "duplicates"] + [f"error_{r}" for r in ERROR_REASONS]
-    print_counters(result, NAMESPACE, expected)
     if stats["files_in"] == 0:
         sys.exit(f"no input files matched {args.input!r}")
     return stats

@@ -208,7 +208,8 @@ def test_cli_end_to_end(generated_corpus_dir, generated_files, tmp_path, capsys)
     }
     printed = capsys.readouterr().out.splitlines()
     assert str(stats["files_in"]) in next(line for line in printed if line.startswith("files in"))
-    assert any("error_corrupt" in line for line in printed)  # the Beam counters
+    corrupt = stats["errors_by_reason"]["corrupt"]
+    assert corrupt and any(line.split() == ["corrupt", str(corrupt)] for line in printed)
 
 
 def test_cli_directory_input_ignores_other_files_and_replaces_old_outputs(

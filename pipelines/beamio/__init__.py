@@ -1,1 +1,1 @@
-"""Beam plumbing shared by the stages: file matching and JSON, sorted Parquet shards, options, counters."""
+"""Beam plumbing shared by the stages: file matching and JSON, sorted Parquet shards, options."""
