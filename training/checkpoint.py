@@ -67,6 +67,7 @@ def save_checkpoint(
     mlflow_run_id: str | None,
     train_metrics: dict[str, float] | None = None,
     best: dict[str, float] | None = None,
+    history: list[dict[str, float]] | None = None,
 ) -> None:
     atomic_save(
         {
@@ -82,6 +83,7 @@ def save_checkpoint(
             "mlflow_run_id": mlflow_run_id or "",
             "train_metrics": dict(train_metrics or {}),
             "best": dict(best or {}),  # step and eval scores of the weights in best.pt
+            "history": [dict(row) for row in history or []],  # eval scores of every checkpoint
         },
         path,
     )
