@@ -106,7 +106,11 @@ def test_tiny_model_learns_to_reconstruct_real_melodies(tiny_datasets, tmp_path)
     ("name", "data", "overrides"),
     [
         # scheduled sampling and transposition: every source of randomness in play
-        ("cat-mel_2bar_tiny", "mel_2bar", {"sampling_schedule": "constant", "sampling_rate": 0.3}),
+        (
+            "cat-mel_2bar_tiny",
+            "mel_2bar",
+            {"sampling_schedule": "constant", "sampling_rate": 0.3, "dec_input_dropout": 0.3},
+        ),
         ("hierdec-mel_16bar_tiny", "mel_16bar", {}),  # 6 batches per epoch: resumes across one
     ],
 )
@@ -131,6 +135,11 @@ def test_resumed_run_equals_uninterrupted_run_exactly(
     for key, value in straight["optimizer"]["state"].items():
         for moment in ("exp_avg", "exp_avg_sq"):
             assert torch.equal(value[moment], resumed["optimizer"]["state"][key][moment])
+    # The learning curve spans both parts (plus the checkpoint where the first part stopped).
+    curve = (tmp_path / "straight" / "eval_curve.csv").read_text().splitlines()
+    both = (tmp_path / "resumed" / "eval_curve.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in both[1:]] == ["3", "4", "6", "9"]
+    assert curve == [row for row in both if not row.startswith("4,")]
     # A changed model is refused instead of loaded into the wrong shapes.
     with pytest.raises(ValueError, match="z_size"):
         quiet_train(get_config(name, {"z_size": 8}), tmp_path / "resumed", folder, resume=True)
@@ -239,6 +248,26 @@ def test_a_poisoned_step_is_skipped_and_training_goes_on():
     result = train_step(model, model, optimizer, x, cfg, 1, generator, CPU)
     assert not result.skipped and np.isfinite(result.metrics["loss"])
     assert not all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_gradient_far_above_the_running_mean_skips_the_step():
+    from training.train import _skip_threshold
+
+    cfg = get_config("cat-mel_2bar_tiny", {"grad_skip_factor": 10.0})
+    assert _skip_threshold(cfg, 50, 2.0) == float("inf")  # warm-up
+    assert _skip_threshold(cfg, 100, 2.0) == 20.0
+    assert _skip_threshold(get_config("cat-mel_2bar_tiny"), 500, 2.0) == float("inf")  # off
+    torch.manual_seed(0)
+    model = MusicVAE(cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randint(0, 90, (cfg.batch_size, cfg.max_seq_len, 1))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    generator = torch.Generator()
+    result = train_step(model, model, optimizer, x, cfg, 200, generator, CPU, skip_above=1e-6)
+    assert result.skipped and result.metrics["grad_norm"] > 1e-6
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    result = train_step(model, model, optimizer, x, cfg, 201, generator, CPU, skip_above=1e6)
+    assert not result.skipped
 
 
 # ---------------------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ class Config:
     min_learning_rate: float = 1e-5
     grad_clip: float = 1.0
     grad_norm_clip_to_zero: float = 10000.0  # a larger global norm skips the step
+    grad_skip_factor: float = 0.0  # >0: skip a step whose norm exceeds this x the running mean
     dec_input_dropout: float = (
         0.0  # word dropout of the decoder's previous-token inputs (not magenta's)
     )

@@ -235,6 +235,7 @@ def train_step(
     started: float = 0.0,
     budget_s: float = math.inf,
     bf16: bool = False,
+    skip_above: float = math.inf,
 ) -> StepResult:
     """One optimiser step at global step `step` (net is `model`, or its DDP wrapper).
 
@@ -259,7 +260,7 @@ def train_step(
     grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
     loss = float(terms.loss.detach())
     bad = not (math.isfinite(loss) and math.isfinite(grad_norm))
-    bad = bad or grad_norm > cfg.grad_norm_clip_to_zero
+    bad = bad or grad_norm > min(cfg.grad_norm_clip_to_zero, skip_above)
     out_of_time = time.perf_counter() - started >= budget_s
     bad, out_of_time = any_across_ranks(rt, bad, out_of_time)
     if bad:
@@ -321,6 +322,7 @@ def _train(
     model = MusicVAE(cfg).to(rt.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate_at(cfg, 0))
     step, skipped, position, elapsed_before, run_id = 0, 0, None, 0.0, None
+    norm_ema = 0.0  # running mean of gradient norms, for grad_skip_factor
     last_logged: dict[str, float] = {}
     best: dict[str, float] = {}  # step and eval scores of the weights in best.pt
     history: list[dict[str, float]] = []  # eval scores of every checkpoint: the learning curve
@@ -345,6 +347,7 @@ def _train(
         optimizer.load_state_dict(state["optimizer"])
         ckpt.restore_rng_states(state["rng"])
         step, skipped = state["step"], state["skipped_steps"]
+        norm_ema = float(state.get("grad_norm_ema", 0.0))
         position, elapsed_before = state["data_position"], state["elapsed_s"]
         run_id = state["mlflow_run_id"] or None
         last_logged = dict(state.get("train_metrics", {}))
@@ -400,6 +403,7 @@ def _train(
             cfg=cfg,
             step=step,
             skipped_steps=skipped,
+            grad_norm_ema=norm_ema,
             data_position=stream.position,
             elapsed_s=elapsed_before + time.perf_counter() - started,
             mlflow_run_id=tracker.run_id,
@@ -420,9 +424,21 @@ def _train(
     try:
         while step < cfg.max_steps and elapsed_before < budget_s:
             x = torch.from_numpy(next(stream)).to(rt.device, non_blocking=True)
+            skip_above = _skip_threshold(cfg, step, norm_ema)
             try:
                 result = train_step(
-                    net, model, optimizer, x, cfg, step, generator, rt, run_started, budget_s, bf16
+                    net,
+                    model,
+                    optimizer,
+                    x,
+                    cfg,
+                    step,
+                    generator,
+                    rt,
+                    run_started,
+                    budget_s,
+                    bf16,
+                    skip_above,
                 )
             except RuntimeError as err:
                 # cuDNN's LSTM takes bf16 only from cuDNN 9.13 on: "auto" falls back to fp32.
@@ -431,10 +447,26 @@ def _train(
                 print(f"bf16 autocast failed ({err}); training in fp32", file=sys.stderr)
                 bf16 = False
                 result = train_step(
-                    net, model, optimizer, x, cfg, step, generator, rt, run_started, budget_s, bf16
+                    net,
+                    model,
+                    optimizer,
+                    x,
+                    cfg,
+                    step,
+                    generator,
+                    rt,
+                    run_started,
+                    budget_s,
+                    bf16,
+                    skip_above,
                 )
             if result.skipped:
                 skipped += 1
+            norm = result.metrics["grad_norm"]
+            if math.isfinite(norm):
+                # A skipped outlier moves the mean only up to the threshold, so a lasting rise
+                # in gradient norms is followed within some steps instead of skipped forever.
+                norm_ema = norm if step == 0 else 0.99 * norm_ema + 0.01 * min(norm, skip_above)
             step += 1
             out_of_time = result.out_of_time
 
@@ -562,6 +594,14 @@ def _config_mismatch(saved: dict[str, Any], cfg: Config, path: Path) -> str:
         return ""
     details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
     return f"{path} was written by a different configuration ({details})"
+
+
+def _skip_threshold(cfg: Config, step: int, norm_ema: float) -> float:
+    """The gradient norm above which step `step` is skipped (grad_skip_factor x the running
+    mean, after 100 steps of warm-up; inf when off)."""
+    if cfg.grad_skip_factor <= 0 or step < 100:
+        return math.inf
+    return cfg.grad_skip_factor * norm_ema
 
 
 def _write_curve(path: Path, history: list[dict[str, float]]) -> None:
