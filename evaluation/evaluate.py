@@ -302,7 +302,12 @@ def evaluate(
         model, tokens, rec.mu, pairs, alphas, seed=seed, batch_size=settings.batch_size
     )
     interp_metrics, curves = scoring.interpolation_metrics(
-        interpolations, tokens, lm, n_resamples=n_resamples, seed=seed
+        interpolations,
+        tokens,
+        lm,
+        n_resamples=n_resamples,
+        seed=seed,
+        track_types=[t.track_type for t in cfg.tracks],
     )
     metrics.update(interp_metrics)
     _, samples = generate.sample(

@@ -94,3 +94,25 @@ def _valid_rows(relative: np.ndarray) -> np.ndarray:
     if relative.shape[0] == 0:
         raise ValueError("no pair with A != B")
     return relative
+
+
+def note_onsets(tokens: np.ndarray, track_types: list[str]) -> np.ndarray:
+    """Note onsets of each sequence ``[..., T, K] -> [...]``, summed over tracks: melody tokens
+    from MELODY_FIRST_PITCH_TOKEN on start a note, a non-zero drum token is a hit."""
+    from pipelines.representation import MELODY_FIRST_PITCH_TOKEN
+
+    tokens = np.asarray(tokens)
+    counts = np.zeros(tokens.shape[:-2], dtype=np.int64)
+    for k, kind in enumerate(track_types):
+        track = tokens[..., k]
+        onsets = track != 0 if kind == "drums" else track >= MELODY_FIRST_PITCH_TOKEN
+        counts += onsets.sum(axis=-1)
+    return counts
+
+
+def degenerate_fraction(
+    sequences: np.ndarray, track_types: list[str], max_onsets: int = 2
+) -> float:
+    """Share of sequences ``[..., T, K]`` with at most ``max_onsets`` note onsets: held notes or
+    silence, which a decoder that ignores z produces."""
+    return float((note_onsets(sequences, track_types) <= max_onsets).mean())

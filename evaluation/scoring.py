@@ -201,10 +201,26 @@ def interpolation_metrics(
     *,
     n_resamples: int = 2000,
     seed: int = 0,
+    track_types: list[str] | None = None,
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """(flat metrics, per-alpha curves) of both interpolation methods."""
+    """(flat metrics, per-alpha curves) of both interpolation methods.
+
+    With ``track_types``: the share of latent interpolants (every alpha) that are degenerate (at
+    most 2 note onsets in the whole window), and how well the two endpoints (alpha 0 and 1)
+    reconstruct A and B."""
     a, b = tokens[result.pairs[:, 0]], tokens[result.pairs[:, 1]]
     out: dict[str, float] = {"interp_pairs": len(result.pairs)}
+    if track_types is not None:
+        out["interp_latent_degenerate_fraction"] = interp.degenerate_fraction(
+            result.latent, track_types
+        )
+        out["interp_data_degenerate_fraction"] = interp.degenerate_fraction(
+            result.data, track_types
+        )
+    out["interp_endpoint_a_accuracy"] = float(m.per_example_accuracy(result.latent[:, 0], a).mean())
+    out["interp_endpoint_b_accuracy"] = float(
+        m.per_example_accuracy(result.latent[:, -1], b).mean()
+    )
     curves: dict[str, np.ndarray] = {"alpha": result.alphas}
     loglik: dict[str, np.ndarray] = {}
     for method in ("latent", "data"):

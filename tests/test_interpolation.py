@@ -106,3 +106,22 @@ def test_relative_distances_scale_by_a_to_b_and_skip_identical_pairs():
     assert relative[0].tolist() == [0.0, 1.0]
     assert np.isnan(relative[1]).all()
     assert interp.linearity_deviation(relative, np.array([0.0, 1.0])) == 0.0
+
+
+def test_degenerate_fraction_counts_held_notes_and_silence_not_melodies():
+    from evaluation.interpolation import degenerate_fraction, note_onsets
+
+    held = np.zeros((32, 1), dtype=np.int64)
+    held[0] = 50  # one note held for the whole window
+    trill = np.zeros((32, 1), dtype=np.int64)
+    trill[0], trill[16] = 50, 52  # two onsets: still degenerate
+    tune = np.zeros((32, 1), dtype=np.int64)
+    tune[::4] = 50 + np.arange(8)[:, None]  # eight onsets
+    silence = np.ones((32, 1), dtype=np.int64)  # note-offs only
+    batch = np.stack([held, trill, tune, silence])
+    assert note_onsets(batch, ["melody"]).tolist() == [1, 2, 8, 0]
+    assert degenerate_fraction(batch, ["melody"]) == 0.75
+    drums = np.zeros((2, 32, 1), dtype=np.int64)
+    drums[1, ::8] = 3  # four hits
+    assert note_onsets(drums, ["drums"]).tolist() == [0, 4]
+    assert degenerate_fraction(drums, ["drums"]) == 0.5

@@ -295,6 +295,27 @@ def test_scheduled_sampling_probability_one_ignores_the_true_inputs():
     assert not torch.equal(logits(x, 0.5), logits(y, 0.5))
 
 
+def test_decoder_input_dropout_blanks_inputs_in_training_only():
+    from training.model import START, drop_inputs
+
+    prev = torch.randint(0, 90, (64, 32, 1))
+    dropped = drop_inputs(prev, 0.5, torch.Generator().manual_seed(0))
+    blank = dropped == START
+    assert 0.4 < blank.float().mean() < 0.6
+    assert torch.equal(dropped[~blank], prev[~blank])
+    model, cfg = tiny_model("cat-mel_2bar_tiny", dec_input_dropout=0.5)
+    x = random_tokens(cfg, 4)
+    model.eval()  # evaluation and decoding read every input
+    with torch.no_grad():
+        a = model(x, sample_z=False).logits[0]
+        assert torch.equal(a, model(x, sample_z=False).logits[0])
+        model.train()
+        b = model(x, sample_z=False, generator=torch.Generator().manual_seed(1)).logits[0]
+    assert not torch.equal(a, b)
+    with pytest.raises(ValueError, match="dec_input_dropout"):
+        get_config("cat-mel_2bar_tiny", {"dec_input_dropout": 1.0})
+
+
 # ---------------------------------------------------------------------------------------------
 # Loss and schedules
 

@@ -21,7 +21,8 @@ from training.configs import get_config
 from training.data import load_split
 from training.distributed import Runtime
 from training.model import MusicVAE
-from training.train import _use_bf16, evaluate, main, train, train_step
+from training.precision import cpu_has_native_bf16, use_bf16
+from training.train import evaluate, main, train, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = Runtime(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
@@ -105,7 +106,11 @@ def test_tiny_model_learns_to_reconstruct_real_melodies(tiny_datasets, tmp_path)
     ("name", "data", "overrides"),
     [
         # scheduled sampling and transposition: every source of randomness in play
-        ("cat-mel_2bar_tiny", "mel_2bar", {"sampling_schedule": "constant", "sampling_rate": 0.3}),
+        (
+            "cat-mel_2bar_tiny",
+            "mel_2bar",
+            {"sampling_schedule": "constant", "sampling_rate": 0.3, "dec_input_dropout": 0.3},
+        ),
         ("hierdec-mel_16bar_tiny", "mel_16bar", {}),  # 6 batches per epoch: resumes across one
     ],
 )
@@ -130,6 +135,11 @@ def test_resumed_run_equals_uninterrupted_run_exactly(
     for key, value in straight["optimizer"]["state"].items():
         for moment in ("exp_avg", "exp_avg_sq"):
             assert torch.equal(value[moment], resumed["optimizer"]["state"][key][moment])
+    # The learning curve spans both parts (plus the checkpoint where the first part stopped).
+    curve = (tmp_path / "straight" / "eval_curve.csv").read_text().splitlines()
+    both = (tmp_path / "resumed" / "eval_curve.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in both[1:]] == ["3", "4", "6", "9"]
+    assert curve == [row for row in both if not row.startswith("4,")]
     # A changed model is refused instead of loaded into the wrong shapes.
     with pytest.raises(ValueError, match="z_size"):
         quiet_train(get_config(name, {"z_size": 8}), tmp_path / "resumed", folder, resume=True)
@@ -240,17 +250,80 @@ def test_a_poisoned_step_is_skipped_and_training_goes_on():
     assert not all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+def test_a_gradient_far_above_the_running_mean_skips_the_step():
+    from training.train import _skip_threshold
+
+    cfg = get_config("cat-mel_2bar_tiny", {"grad_skip_factor": 10.0})
+    assert _skip_threshold(cfg, 50, 2.0) == float("inf")  # warm-up
+    assert _skip_threshold(cfg, 100, 2.0) == 20.0
+    assert _skip_threshold(get_config("cat-mel_2bar_tiny"), 500, 2.0) == float("inf")  # off
+    torch.manual_seed(0)
+    model = MusicVAE(cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randint(0, 90, (cfg.batch_size, cfg.max_seq_len, 1))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    generator = torch.Generator()
+    result = train_step(model, model, optimizer, x, cfg, 200, generator, CPU, skip_above=1e-6)
+    assert result.skipped and result.metrics["grad_norm"] > 1e-6
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    result = train_step(model, model, optimizer, x, cfg, 201, generator, CPU, skip_above=1e6)
+    assert not result.skipped
+
+
 # ---------------------------------------------------------------------------------------------
 # bf16 autocast (the CUDA default; "bf16" runs the same code path under CPU autocast)
 
 
-def test_precision_picks_bf16_autocast_only_where_asked_or_on_cuda():
+ZEN4_FLAGS = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
+ZEN3_FLAGS = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n"
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    assert cpu_has_native_bf16(ZEN4_FLAGS)
+    assert cpu_has_native_bf16("flags : sse2 amx_bf16 amx_tile\n")
+    assert not cpu_has_native_bf16(ZEN3_FLAGS)
+    assert not cpu_has_native_bf16("")
+
+
+def test_precision_auto_picks_bf16_only_where_native():
     cpu = torch.device("cpu")
-    assert not _use_bf16(get_config("cat-mel_2bar_tiny"), cpu)  # "auto" on a CPU: fp32
-    assert _use_bf16(get_config("cat-mel_2bar_tiny", {"precision": "bf16"}), cpu)
-    assert not _use_bf16(get_config("cat-mel_2bar_tiny", {"precision": "fp32"}), cpu)
+    assert use_bf16("auto", cpu, ZEN4_FLAGS)  # native: bf16
+    assert not use_bf16("auto", cpu, ZEN3_FLAGS)  # emulated would be slower: fp32
+    with pytest.raises(ValueError, match="no native bf16"):
+        use_bf16("bf16", cpu, ZEN3_FLAGS)  # oneDNN has no bf16 LSTM there
+    assert use_bf16("bf16", cpu, ZEN4_FLAGS)
+    assert not use_bf16("fp32", cpu, ZEN4_FLAGS)
+    assert not use_bf16("auto", torch.device("mps"), ZEN4_FLAGS)
 
 
+NEEDS_NATIVE_BF16 = pytest.mark.skipif(
+    not cpu_has_native_bf16(), reason="this CPU has no native bf16 (oneDNN's bf16 LSTM needs it)"
+)
+
+
+@NEEDS_NATIVE_BF16
+def test_bf16_learns_as_well_as_fp32(tiny_datasets):
+    """Same init, data and steps: bf16 autocast ends within 5 % of fp32's loss."""
+    finals = {}
+    for bf16 in (False, True):
+        cfg = get_config("flat-mel_16bar_tiny", {"learning_rate": 1e-2})
+        torch.manual_seed(0)
+        model = MusicVAE(cfg)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+        windows = load_split(dataset(tiny_datasets, "mel_16bar"), "train", cfg.tracks, 16)
+        generator = torch.Generator()
+        losses = []
+        for step in range(40):
+            start = (step * cfg.batch_size) % (len(windows) - cfg.batch_size)
+            x = torch.from_numpy(windows[start : start + cfg.batch_size])
+            result = train_step(model, model, optimizer, x, cfg, step, generator, CPU, bf16=bf16)
+            losses.append(result.metrics["loss"])
+        finals[bf16] = np.mean(losses[-10:])
+        assert finals[bf16] < 0.8 * np.mean(losses[:5])
+    assert abs(finals[True] - finals[False]) <= 0.05 * finals[False]
+
+
+@NEEDS_NATIVE_BF16
 def test_bf16_training_steps_compute_in_bf16_and_learn(tiny_datasets):
     """Under autocast the decoder's logits are bf16, the loss and weights stay fp32, and the
     loss on a fixed batch falls."""

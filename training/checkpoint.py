@@ -63,10 +63,12 @@ def save_checkpoint(
     step: int,
     skipped_steps: int,
     data_position: dict,
+    grad_norm_ema: float = 0.0,
     elapsed_s: float,
     mlflow_run_id: str | None,
     train_metrics: dict[str, float] | None = None,
     best: dict[str, float] | None = None,
+    history: list[dict[str, float]] | None = None,
 ) -> None:
     atomic_save(
         {
@@ -76,12 +78,14 @@ def save_checkpoint(
             "optimizer": optimizer.state_dict(),
             "step": step,
             "skipped_steps": skipped_steps,
+            "grad_norm_ema": grad_norm_ema,
             "data_position": dict(data_position),
             "rng": rng_states(),
             "elapsed_s": elapsed_s,
             "mlflow_run_id": mlflow_run_id or "",
             "train_metrics": dict(train_metrics or {}),
             "best": dict(best or {}),  # step and eval scores of the weights in best.pt
+            "history": [dict(row) for row in history or []],  # eval scores of every checkpoint
         },
         path,
     )

@@ -67,6 +67,10 @@ class Config:
     min_learning_rate: float = 1e-5
     grad_clip: float = 1.0
     grad_norm_clip_to_zero: float = 10000.0  # a larger global norm skips the step
+    grad_skip_factor: float = 0.0  # >0: skip a step whose norm exceeds this x the running mean
+    dec_input_dropout: float = (
+        0.0  # word dropout of the decoder's previous-token inputs (not magenta's)
+    )
     sampling_schedule: str = "constant"
     sampling_rate: float = 0.0
     # Data stream.
@@ -79,8 +83,9 @@ class Config:
     log_every: int = 10
     checkpoint_every: int = 500
     eval_examples: int = 2048  # examples of the eval split scored at every checkpoint
+    eval_sampled_examples: int = 256  # of those, decoded greedily from mu (sampled accuracy)
     keep_best: bool = True  # model.pt: the checkpoint of lowest eval loss (False: the last step)
-    precision: str = "auto"  # "auto" (bf16 autocast on CUDA), "bf16" or "fp32"
+    precision: str = "auto"  # "auto": bf16 autocast where native (training/precision.py)
     cpu_threads: int = 0  # torch threads when training on CPU; 0 keeps torch's default
 
     @property
@@ -164,6 +169,8 @@ def _validated(cfg: Config) -> Config:
             raise ValueError(f"{key} must be positive, got {getattr(cfg, key)}")
     if cfg.split_tracks and cfg.decoder != "hierarchical":
         raise ValueError("split_tracks is only defined for the hierarchical decoder")
+    if not 0 <= cfg.dec_input_dropout < 1:
+        raise ValueError("dec_input_dropout must be in [0, 1)")
     if cfg.precision not in ("auto", "bf16", "fp32"):
         raise ValueError(f"precision {cfg.precision!r} not in ('auto', 'bf16', 'fp32')")
     return cfg

@@ -86,6 +86,13 @@ def shift_right(x: Tensor) -> Tensor:
     return torch.cat([start, x[:, :-1]], dim=1)
 
 
+def drop_inputs(prev: Tensor, probability: float, generator: torch.Generator | None) -> Tensor:
+    """Word dropout (Bowman et al., 2016): each step's previous tokens become START with
+    `probability`, so that the decoder must take what it drops from z."""
+    keep = torch.rand(prev.shape[:2], device=prev.device, generator=generator) >= probability
+    return torch.where(keep.unsqueeze(-1), prev, torch.full_like(prev, START))
+
+
 def sample_tokens(logits: Tensor, temperature: float, generator: torch.Generator | None) -> Tensor:
     """[N, C] logits -> [N] tokens: argmax at temperature 0, else a softmax sample."""
     if temperature == 0:
@@ -450,7 +457,10 @@ class MusicVAE(nn.Module):
             z = mu + sigma * eps
         else:
             z = mu
-        logits = self.decoder(shift_right(x), z, sampling_probability, generator)
+        prev = shift_right(x)
+        if self.training and self.cfg.dec_input_dropout > 0:
+            prev = drop_inputs(prev, self.cfg.dec_input_dropout, generator)
+        logits = self.decoder(prev, z, sampling_probability, generator)
         return VAEOutput(logits, mu, sigma, z)
 
     @torch.no_grad()

@@ -64,6 +64,7 @@ from training.data import BatchStream, load_split
 from training.distributed import Runtime, any_across_ranks, barrier, init_runtime, shutdown
 from training.model import MusicVAE
 from training.objective import learning_rate_at, sampling_probability_at, vae_loss
+from training.precision import use_bf16
 
 # ---------------------------------------------------------------------------------------------
 # Parameters
@@ -170,13 +171,25 @@ def evaluate(
         return {}
     model.eval()
     totals = {"loss": 0.0, "r_loss": 0.0, "kl_bits": 0.0, "accuracy": 0.0}
+    mus, correct, decoded = [], 0.0, 0
     for start in range(0, len(data), cfg.batch_size):
         x = torch.from_numpy(data[start : start + cfg.batch_size]).to(device)
-        terms = vae_loss(model(x, sample_z=False), x, cfg, step)
+        out = model(x, sample_z=False)
+        terms = vae_loss(out, x, cfg, step)
         for key in totals:
             totals[key] += float(getattr(terms, key)) * len(x)
+        mus.append(out.mu.float())
+        if start < cfg.eval_sampled_examples:
+            # Greedy free-running decode from z = mu: what a user hears, unlike teacher forcing.
+            correct += float((model.decode(out.mu) == x).float().mean()) * len(x)
+            decoded += len(x)
     model.train()
-    return {f"eval_{k}": v / len(data) for k, v in totals.items()}
+    scores = {f"eval_{k}": v / len(data) for k, v in totals.items()}
+    scores["eval_nll_per_step"] = scores["eval_r_loss"] / cfg.max_seq_len  # comparable to the LM
+    if decoded:
+        scores["eval_sampled_accuracy"] = correct / decoded
+    scores["eval_active_units"] = float((torch.cat(mus).var(dim=0) > 0.01).sum())
+    return scores
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,6 +235,7 @@ def train_step(
     started: float = 0.0,
     budget_s: float = math.inf,
     bf16: bool = False,
+    skip_above: float = math.inf,
 ) -> StepResult:
     """One optimiser step at global step `step` (net is `model`, or its DDP wrapper).
 
@@ -246,7 +260,7 @@ def train_step(
     grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
     loss = float(terms.loss.detach())
     bad = not (math.isfinite(loss) and math.isfinite(grad_norm))
-    bad = bad or grad_norm > cfg.grad_norm_clip_to_zero
+    bad = bad or grad_norm > min(cfg.grad_norm_clip_to_zero, skip_above)
     out_of_time = time.perf_counter() - started >= budget_s
     bad, out_of_time = any_across_ranks(rt, bad, out_of_time)
     if bad:
@@ -261,14 +275,6 @@ def train_step(
         "grad_norm": grad_norm,
     }
     return StepResult(metrics, bad, out_of_time, lr, terms.beta, probability)
-
-
-def _use_bf16(cfg: Config, device: torch.device) -> bool:
-    """bf16 autocast: "bf16" on any device (CPU autocast too), "auto" on a CUDA GPU that has
-    bf16, never for "fp32"."""
-    if cfg.precision == "auto":
-        return device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return cfg.precision == "bf16"
 
 
 def train(
@@ -316,8 +322,10 @@ def _train(
     model = MusicVAE(cfg).to(rt.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate_at(cfg, 0))
     step, skipped, position, elapsed_before, run_id = 0, 0, None, 0.0, None
+    norm_ema = 0.0  # running mean of gradient norms, for grad_skip_factor
     last_logged: dict[str, float] = {}
     best: dict[str, float] = {}  # step and eval scores of the weights in best.pt
+    history: list[dict[str, float]] = []  # eval scores of every checkpoint: the learning curve
     budget_s = cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
     state = ckpt.load_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
     mismatch = _config_mismatch(state["config"], cfg, checkpoint_path) if state else ""
@@ -339,10 +347,12 @@ def _train(
         optimizer.load_state_dict(state["optimizer"])
         ckpt.restore_rng_states(state["rng"])
         step, skipped = state["step"], state["skipped_steps"]
+        norm_ema = float(state.get("grad_norm_ema", 0.0))
         position, elapsed_before = state["data_position"], state["elapsed_s"]
         run_id = state["mlflow_run_id"] or None
         last_logged = dict(state.get("train_metrics", {}))
         best = dict(state.get("best", {}))
+        history = [dict(row) for row in state.get("history", [])]
         if rt.is_main:
             print(f"resuming {cfg.name} from step {step} ({checkpoint_path})", file=sys.stderr)
     elif resume and not mismatch and rt.is_main:
@@ -364,7 +374,7 @@ def _train(
     tracker = RunTracker(enabled=track and rt.is_main)
     tracker.start(cfg, dataset_dir, run_id)
     generator = torch.Generator(device=rt.device)
-    bf16 = _use_bf16(cfg, rt.device)
+    bf16 = use_bf16(cfg.precision, rt.device)
 
     eval_data = _eval_split(dataset_dir, cfg) if rt.is_main else None
     scored: dict[str, Any] = {}  # the last checkpoint's step and eval scores
@@ -378,6 +388,10 @@ def _train(
         scores = evaluate(model, eval_data, cfg, step, rt.device)
         tracker.log_metrics(scores, step)
         scored.update(step=step, scores=scores)
+        if scores:
+            examples = step * cfg.batch_size * rt.world_size
+            history.append({"step": step, "examples": examples, **scores})
+            _write_curve(out_dir / "eval_curve.csv", history)
         better = scores and (not best or scores["eval_loss"] < best["eval_loss"])
         if cfg.keep_best and better:
             ckpt.save_model(best_path, model, cfg, step=step, metrics=_plain(scores))
@@ -389,11 +403,13 @@ def _train(
             cfg=cfg,
             step=step,
             skipped_steps=skipped,
+            grad_norm_ema=norm_ema,
             data_position=stream.position,
             elapsed_s=elapsed_before + time.perf_counter() - started,
             mlflow_run_id=tracker.run_id,
             train_metrics=last_logged,
             best=best,
+            history=history,
         )
 
     bar = None
@@ -408,9 +424,21 @@ def _train(
     try:
         while step < cfg.max_steps and elapsed_before < budget_s:
             x = torch.from_numpy(next(stream)).to(rt.device, non_blocking=True)
+            skip_above = _skip_threshold(cfg, step, norm_ema)
             try:
                 result = train_step(
-                    net, model, optimizer, x, cfg, step, generator, rt, run_started, budget_s, bf16
+                    net,
+                    model,
+                    optimizer,
+                    x,
+                    cfg,
+                    step,
+                    generator,
+                    rt,
+                    run_started,
+                    budget_s,
+                    bf16,
+                    skip_above,
                 )
             except RuntimeError as err:
                 # cuDNN's LSTM takes bf16 only from cuDNN 9.13 on: "auto" falls back to fp32.
@@ -419,10 +447,26 @@ def _train(
                 print(f"bf16 autocast failed ({err}); training in fp32", file=sys.stderr)
                 bf16 = False
                 result = train_step(
-                    net, model, optimizer, x, cfg, step, generator, rt, run_started, budget_s, bf16
+                    net,
+                    model,
+                    optimizer,
+                    x,
+                    cfg,
+                    step,
+                    generator,
+                    rt,
+                    run_started,
+                    budget_s,
+                    bf16,
+                    skip_above,
                 )
             if result.skipped:
                 skipped += 1
+            norm = result.metrics["grad_norm"]
+            if math.isfinite(norm):
+                # A skipped outlier moves the mean only up to the threshold, so a lasting rise
+                # in gradient norms is followed within some steps instead of skipped forever.
+                norm_ema = norm if step == 0 else 0.99 * norm_ema + 0.01 * min(norm, skip_above)
             step += 1
             out_of_time = result.out_of_time
 
@@ -532,6 +576,7 @@ _RESUMABLE_CHANGES = {
     "log_every",
     "checkpoint_every",
     "eval_examples",
+    "eval_sampled_examples",
     "precision",
     "cpu_threads",
 }
@@ -549,6 +594,23 @@ def _config_mismatch(saved: dict[str, Any], cfg: Config, path: Path) -> str:
         return ""
     details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
     return f"{path} was written by a different configuration ({details})"
+
+
+def _skip_threshold(cfg: Config, step: int, norm_ema: float) -> float:
+    """The gradient norm above which step `step` is skipped (grad_skip_factor x the running
+    mean, after 100 steps of warm-up; inf when off)."""
+    if cfg.grad_skip_factor <= 0 or step < 100:
+        return math.inf
+    return cfg.grad_skip_factor * norm_ema
+
+
+def _write_curve(path: Path, history: list[dict[str, float]]) -> None:
+    """The eval split's learning curve, one row per checkpoint (a DVC plot)."""
+    columns = list(history[-1])
+    lines = [",".join(columns)]
+    lines += [",".join(f"{row.get(c, float('nan')):.6g}" for c in columns) for row in history]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
 
 
 _FINAL_KEYS = ("loss", "r_loss", "kl_bits", "accuracy")
