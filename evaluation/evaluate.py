@@ -46,7 +46,7 @@ from evaluation.params import EvaluateParams, read_params
 from evaluation.testset import load_examples
 from pipelines import representation as rep
 from training import generate, tracking
-from training.checkpoint import load_model, read_model_file
+from training.checkpoint import load_model, read_model_file, training_run_id
 
 # ---------------------------------------------------------------------------------------------
 # Files
@@ -255,7 +255,7 @@ def evaluate(
     if settings.num_threads:
         torch.set_num_threads(int(settings.num_threads))
     model_file = read_model_file(model_path)  # metadata: training step and MLflow run
-    run_id = str(model_file.get("mlflow_run_id") or "")
+    run_id = training_run_id(model_path)
     model, cfg = load_model(model_path)
     torch.manual_seed(settings.seed)
     seed, n_resamples = settings.seed, settings.n_resamples

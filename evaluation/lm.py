@@ -189,6 +189,7 @@ def run(dataset: str, settings: LMParams, out_dir: Path, datasets_root: Path) ->
         num_layers=settings.num_layers,
         dropout=settings.dropout,
     )
+    torch.manual_seed(settings.seed)  # the initial weights too: a rerun writes the same lm.pt
     model = TokenLSTM(cfg)
     started = time.perf_counter()
     losses = train(
@@ -212,7 +213,8 @@ def run(dataset: str, settings: LMParams, out_dir: Path, datasets_root: Path) ->
             mean_step_log_likelihood(model, test_set.tokens).mean()
         ),
     }
-    save_lm(model, out_dir / "lm.pt", metrics)
+    # Times stay out of lm.pt, so that identical weights make identical bytes.
+    save_lm(model, out_dir / "lm.pt", {k: v for k, v in metrics.items() if k != "train_seconds"})
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 

@@ -31,7 +31,7 @@ from mlflow_fixtures import copy_store
 from evaluation.lm import load_lm
 from pipelines.extract.windows import DATASET_SPECS
 from pipelines.representation import STEPS_PER_BAR, TRACKS
-from training.checkpoint import load_checkpoint, load_model, read_model_file
+from training.checkpoint import load_checkpoint, load_model, read_model_file, training_run_id
 from training.tracking import experiment_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -201,7 +201,7 @@ def check_model(repo: DvcRepo, model: str, dataset: str) -> None:
     registered = json.loads(registered_json.read_text())
     client = MlflowClient(repo.env["MLFLOW_TRACKING_URI"], repo.env["MLFLOW_REGISTRY_URI"])
     version = client.get_model_version(registered["name"], registered["version"])
-    assert version.run_id == read_model_file(folder / "model.pt")["mlflow_run_id"]
+    assert version.run_id == training_run_id(folder / "model.pt")
     assert client.get_run(version.run_id).info.status == "FINISHED"  # also after a kill
     champion = client.get_model_version_by_alias(registered["name"], "champion")
     assert str(champion.version) == registered["champion_version"]

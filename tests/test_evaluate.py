@@ -218,9 +218,9 @@ def test_evaluate_stage_end_to_end(tiny_datasets, tmp_path, mlflow_store):
     assert (out / "audio" / "STATUS.txt").is_file()
 
     # Logged into the model's own training run.
-    from training.checkpoint import read_model_file
+    from training.checkpoint import training_run_id
 
-    run_id = read_model_file(models / name / "model.pt")["mlflow_run_id"]
+    run_id = training_run_id(models / name / "model.pt")
     info = json.loads((out / "model_info.json").read_text())
     assert info["mlflow_run_id"] == run_id and info["dataset"] == "mel_2bar"
     client = mlflow_store.client()

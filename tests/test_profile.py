@@ -73,7 +73,9 @@ def test_default_profile_renders_and_unknown_profile_is_a_clear_error(project: P
     commands = stage_commands(project)
     params = yaml.safe_load((project / "params.yaml").read_text())
     for model in params["models"]:
-        assert commands[f"train@{model}"].startswith(f"python -m training.train --model {model} ")
+        assert commands[f"train@{model}"].startswith(
+            f"{params['train_launcher']} -m training.train --model {model} "
+        )
     original = (project / "params.yaml").read_text()
     assert profile_main(["nope", "--params", str(project / "params.yaml")]) == 1
     assert "no profile 'nope'" in capsys.readouterr().err

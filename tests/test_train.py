@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 import yaml
 from mlflow import MlflowClient
 
-from training.checkpoint import load_checkpoint, load_model, read_model_file
+from training.checkpoint import load_checkpoint, load_model, read_model_file, training_run_id
 from training.configs import get_config
 from training.data import load_split
 from training.distributed import Runtime
@@ -359,7 +360,7 @@ def test_training_logs_params_metrics_tags_and_artifacts(
     folder = dataset(tiny_datasets, "mel_16bar")
     metrics = train(cfg, out_dir=tmp_path, dataset_dir=folder, progress=False, device="cpu")
 
-    run_id = read_model_file(tmp_path / "model.pt")["mlflow_run_id"]
+    run_id = training_run_id(tmp_path / "model.pt")
     client = MlflowClient(mlflow_store.uri)
     run = client.get_run(run_id)
     assert client.get_experiment(run.info.experiment_id).name == "musicvae-mel_16bar"
@@ -388,7 +389,7 @@ def test_training_logs_params_metrics_tags_and_artifacts(
     # --resume continues the same run, from the checkpoint written at the end.
     more = get_config("hierdec-mel_16bar_tiny", {"max_steps": 16, "log_every": 4})
     train(more, out_dir=tmp_path, dataset_dir=folder, progress=False, device="cpu", resume=True)
-    assert read_model_file(tmp_path / "model.pt")["mlflow_run_id"] == run_id
+    assert training_run_id(tmp_path / "model.pt") == run_id
     assert [m.step for m in client.get_metric_history(run_id, "loss")] == [4, 8, 12, 16]
     assert client.get_run(run_id).data.tags["resumed.max_steps"] == "16"
 
@@ -482,38 +483,53 @@ def test_command_line_reads_params_yaml(tiny_datasets, tmp_path, capsys):
 # DistributedDataParallel
 
 
-def test_ddp_with_two_gloo_processes(tiny_datasets, tmp_path):
-    out = tmp_path / "ddp"
+def dag_launcher() -> list[str]:
+    """params.yaml's `train_launcher` (what `dvc repro` runs), torchrun as this Python's module."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    words = shlex.split(params["train_launcher"])
+    assert words[0] == "torchrun", words
+    return [sys.executable, "-m", "torch.distributed.run", *words[1:]]
+
+
+def launch(tiny_datasets, out: Path, steps: int, *extra: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
+    command = dag_launcher() + [
         "-m",
         "training.train",
         "--model",
         "hierdec-mel_16bar_tiny",
         "--max-steps",
-        "4",
+        str(steps),
         "--set",
         "batch_size=8",
+        "--set",
+        "checkpoint_every=2",
         "--data",
         dataset(tiny_datasets, "mel_16bar"),
         "--out",
         str(out),
         "--no-mlflow",
         "--no-progress",
+        *extra,
     ]
     result = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        command, cwd=out.parent, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((out / "train_metrics.json").read_text())
+
+
+def test_the_dags_two_process_launcher_trains_and_resumes_bit_for_bit(tiny_datasets, tmp_path):
+    """Two gloo processes, launched as dvc.yaml launches them: each reads its slice of every
+    global batch, and a run killed after 2 steps and resumed equals one of 4 steps."""
+    launch(tiny_datasets, tmp_path / "straight", 4)
+    metrics = json.loads((tmp_path / "straight" / "train_metrics.json").read_text())
     assert metrics["step"] == 4 and metrics["skipped_steps"] == 0
-    # 2 processes x 8 examples per step.
-    model, cfg = load_model(out / "model.pt")
+    _, cfg = load_model(tmp_path / "straight" / "model.pt")
     assert cfg.batch_size == 8
-    state = load_checkpoint(out / "checkpoints" / "last.pt")
-    assert state["data_position"] == {"epoch": 0, "batch": 4}
+    state = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    assert state["data_position"] == {"epoch": 0, "batch": 4}  # 2 processes x 8 per step
+    launch(tiny_datasets, tmp_path / "resumed", 2)
+    launch(tiny_datasets, tmp_path / "resumed", 4, "--resume")
+    resumed = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    for key, value in state["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key

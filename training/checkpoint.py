@@ -6,7 +6,8 @@
   previous checkpoint. It also records the step and eval scores of `checkpoints/best.pt`, the
   checkpoint of lowest eval loss, which is a model file like model.pt.
 - `models/<name>/model.pt`: {"format": 1, "config": plain dict, "state_dict": weights, "step",
-  "metrics", "mlflow_run_id", ...}. Everything in both files is tensors, dicts, lists, numbers
+  "metrics"}: only what the weights determine (times and the MLflow run id are in
+  train_metrics.json beside it, see `training_run_id`). Everything in both files is tensors, dicts, lists, numbers
   and strings, so `torch.load(path, weights_only=True)` reads them.
 
 `load_model(path) -> (MusicVAE, Config)` is the public way to get a trained model;
@@ -15,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -123,6 +125,17 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != FORMAT or "state_dict" not in data:
         raise ValueError(f"{path}: not a MusicVAE model file (format {FORMAT})")
     return data
+
+
+def training_run_id(model_path: str | os.PathLike) -> str:
+    """The MLflow run that trained model.pt: train_metrics.json beside it (older model files
+    carry it themselves); "" when unknown."""
+    record = Path(model_path).with_name("train_metrics.json")
+    if record.is_file():
+        run_id = json.loads(record.read_text()).get("mlflow_run_id")
+        if run_id:
+            return str(run_id)
+    return str(read_model_file(model_path).get("mlflow_run_id") or "")
 
 
 def load_model(

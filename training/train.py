@@ -551,16 +551,13 @@ def _train(
         tracker.log_metrics({"model_step": float(model_step)}, step)
         out_dir.mkdir(parents=True, exist_ok=True)
         model_path = out_dir / "model.pt"
-        ckpt.save_model(
-            model_path,
-            model,
-            cfg,
-            step=model_step,
-            metrics=_plain(metrics),
-            mlflow_run_id=tracker.run_id or "",
-        )
+        # model.pt holds what defines the model, so that a rerun with the same weights writes
+        # the same bytes (DVC then skips everything downstream); times and the run id go beside.
+        defining = {k: v for k, v in metrics.items() if k not in _RUN_KEYS}
+        ckpt.save_model(model_path, model, cfg, step=model_step, metrics=_plain(defining))
         metrics_path = out_dir / "train_metrics.json"
-        metrics_path.write_text(json.dumps(_plain(metrics), indent=2) + "\n")
+        record = {**_plain(metrics), "mlflow_run_id": tracker.run_id or ""}
+        metrics_path.write_text(json.dumps(record, indent=2) + "\n")
         tracker.log_artifact(model_path, "model")
         tracker.log_artifact(metrics_path)
         tracker.end()
@@ -613,6 +610,7 @@ def _write_curve(path: Path, history: list[dict[str, float]]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+_RUN_KEYS = ("train_minutes", "examples_per_s")  # of this run, not of the weights
 _FINAL_KEYS = ("loss", "r_loss", "kl_bits", "accuracy")
 
 

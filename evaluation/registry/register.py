@@ -71,9 +71,11 @@ def register_model(
 
     def log_model() -> ModelSource:
         from evaluation.registry.pyfunc_model import log_pyfunc
-        from training.checkpoint import read_model_file
+        from training.checkpoint import read_model_file, training_run_id
 
-        run_id = _training_run(client, read_model_file(weights), model)
+        saved = read_model_file(weights)
+        saved["mlflow_run_id"] = training_run_id(weights)
+        run_id = _training_run(client, saved, model)
         info = log_pyfunc(weights, run_id=run_id)
         return ModelSource(uri=info.model_uri, run_id=run_id, model_id=info.model_id)
 
