@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -119,7 +120,9 @@ def test_outputs_are_never_overwritten_without_force(model_dir, tmp_path, capsys
     assert run(*common, "--seed", 2, "--temperature", 1.0, "--force") == 0
 
 
-def test_interpolate_endpoints_are_the_models_reconstructions(model_dir, model, inputs, tmp_path):
+def test_interpolate_endpoints_are_the_models_reconstructions(
+    model_dir, model, inputs, tmp_path, capsys
+):
     steps = 5
     assert (
         run(
@@ -143,14 +146,18 @@ def test_interpolate_endpoints_are_the_models_reconstructions(model_dir, model, 
     np.testing.assert_array_equal(joined, np.concatenate(padded))
     assert (tmp_path / "interpolation.png").stat().st_size > 0
 
-    # Greedy decoding at both ends: exactly what the model makes of A and B by itself.
-    for tokens, path in ((padded[0], inputs["a"]), (padded[-1], inputs["b"])):
+    # Greedy decoding at both ends: exactly what the model makes of A and B by itself, and the
+    # command says how close that is to each input.
+    err = capsys.readouterr().err
+    for tokens, path, name in ((padded[0], inputs["a"], "A"), (padded[-1], inputs["b"], "B")):
         x = window_tokens(path)
         own = generate.decode(model, generate.encode(model, x), temperature=0.0)[0, :, 0]
         np.testing.assert_array_equal(tokens, canonical_melody(own.numpy()))
         accuracy_of_endpoint = (tokens == x[0, :, 0]).mean()
         accuracy_of_model = (canonical_melody(own.numpy()) == x[0, :, 0]).mean()
         assert accuracy_of_endpoint == accuracy_of_model
+        printed = re.search(rf"reconstruction of {name} \(alpha \d\): accuracy ([\d.]+)", err)
+        assert printed and abs(float(printed[1]) - (own.numpy() == x[0, :, 0]).mean()) < 6e-4
 
 
 def test_encode_then_decode(model_dir, model, inputs, tmp_path):

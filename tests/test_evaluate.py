@@ -184,11 +184,19 @@ def test_evaluate_stage_end_to_end(tiny_datasets, tmp_path, mlflow_store):
     assert metrics["test_examples"] == len(tokens) == min(24, len(split_ids(folder, "test")))
     counts = np.bincount(tokens.ravel())
     assert metrics["majority_floor"] == pytest.approx(counts.max() / counts.sum())
-    for key in ("tf_accuracy", "sampled_accuracy", "prior_sampled_accuracy"):
+    for key in (
+        "tf_accuracy",
+        "sampled_accuracy",
+        "prior_sampled_accuracy",
+        "magenta_sampled_accuracy",
+    ):
         assert 0.0 <= metrics[f"{key}_ci_low"] <= metrics[key] <= metrics[f"{key}_ci_high"] <= 1
     assert metrics["latent_size"] == 16 and 0 <= metrics["active_units"] <= 16
     assert metrics["kl_bits"] > 0 and metrics["r_loss"] > 0
     assert "interp_latent_lm_loglik" in metrics and metrics["interp_pairs"] == 4
+    assert 0.0 <= metrics["interp_latent_degenerate_fraction"] <= 1.0
+    # alpha 0 decodes mu_A greedily: A's sampled reconstruction, scored against A.
+    assert 0.0 <= metrics["interp_endpoint_a_accuracy"] <= 1.0
 
     curves = read_csv(out / "interpolation.csv")
     assert [float(row["alpha"]) for row in curves] == pytest.approx(np.linspace(0, 1, 11))

@@ -68,7 +68,7 @@ def lstm_params(input_size: int, sizes: list[int], directions: int = 1) -> int:
 
 
 def expected_parameters(cfg) -> int:
-    """Parameter count of the architecture DESIGN.md describes, from the config alone."""
+    """Parameter count of the architecture the paper and magenta describe, from the config alone."""
     classes = [t.num_classes for t in cfg.tracks]
     enc = lstm_params(encoder_feature_size(cfg.tracks), cfg.enc_rnn_size, directions=2)
     latent = 2 * (2 * cfg.enc_rnn_size[-1] * cfg.z_size + cfg.z_size)  # mu and sigma
@@ -96,7 +96,7 @@ def test_every_config_builds_with_the_described_architecture(name):
 
 
 def test_paper_configs_carry_magentas_hyperparameters():
-    table = {  # DESIGN.md's table: enc, z, dec, free_bits, max_beta, batch
+    table = {  # magenta's configs: enc, z, dec, free_bits, max_beta, batch
         "cat-mel_2bar_small": ([512], 256, [256, 256], 0, 0.2, 512),
         "cat-mel_2bar_big": ([2048], 512, [2048] * 3, 0, 0.5, 512),
         "flat-mel_16bar": ([2048, 2048], 512, [2048] * 3, 256, 0.2, 512),

@@ -329,7 +329,7 @@ def _named() -> dict[str, dict[str, Any]]:
 
 
 CONFIGS: dict[str, dict[str, Any]] = _named()
-PAPER_CONFIGS: list[str] = list(_PAPER)  # magenta's configs, in DESIGN.md's order
+PAPER_CONFIGS: list[str] = list(_PAPER)  # magenta's configs, in the paper's order
 
 
 def config_names() -> list[str]:

@@ -344,6 +344,12 @@ def _temperature(args: argparse.Namespace) -> float:
         raise UserError(f"--{error}") from None
 
 
+def _notes(tokens, kind: str, qpm: float):
+    from pipelines.representation import tokens_to_notesequence
+
+    return tokens_to_notesequence(np.asarray(tokens), kind, qpm=qpm)
+
+
 def _report(paths: Sequence[Path]) -> None:
     for path in paths:
         print(path)
@@ -398,11 +404,21 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
     alphas = np.linspace(0.0, 1.0, args.steps)
     _write_music(loaded, tokens, midis, None, [], qpm)
     write_bytes(joined, tokens_to_midi_bytes(np.concatenate(list(tokens)), loaded.kind, qpm=qpm))
+    # The endpoints decode A's and B's codes: how well they match says whether the model
+    # reconstructs at all, which a user should know before judging the path between.
+    for name, window, decoded in (("A", a, tokens[0]), ("B", b, tokens[-1])):
+        accuracy = float((decoded == np.asarray(window.tokens)).mean())
+        print(
+            f"reconstruction of {name} (alpha {0 if name == 'A' else 1}): accuracy {accuracy:.3f}",
+            file=sys.stderr,
+        )
     if strip is not None:
-        panels = [
+        panels = [(f"input A: {Path(args.a).name}", _notes(a.tokens, loaded.kind, qpm))]
+        panels += [
             (f"alpha {alpha:.2f}", tokens_to_notesequence(seq, loaded.kind, qpm=qpm))
             for alpha, seq in zip(alphas, tokens, strict=True)
         ]
+        panels.append((f"input B: {Path(args.b).name}", _notes(b.tokens, loaded.kind, qpm)))
         title = f"{Path(args.a).name} -> {Path(args.b).name} (slerp, temperature {temperature:g})"
         plot_sequences(panels, strip, num_steps=tokens.shape[1], title=title)
     _report(outputs.paths)
