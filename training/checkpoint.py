@@ -147,3 +147,59 @@ def load_model(
     model = MusicVAE(cfg)
     model.load_state_dict(data["state_dict"])
     return model.to(device).eval(), cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# Resume policy
+
+
+# Fields a resumed run may change; any other difference makes a different run.
+RESUMABLE_CHANGES = {
+    "keep_best",
+    "max_steps",
+    "max_minutes",
+    "log_every",
+    "checkpoint_every",
+    "eval_examples",
+    "eval_sampled_examples",
+    "precision",
+    "cpu_threads",
+}
+
+
+def config_mismatch(saved: dict[str, Any], cfg: Config, path: Path) -> str:
+    """What makes the checkpoint at `path` another run than `cfg` ("" when it can be resumed)."""
+    current = cfg.to_dict()
+    changed = sorted(
+        k
+        for k in set(saved) | set(current)
+        if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k)
+    )
+    if not changed:
+        return ""
+    details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
+    return f"{path} was written by a different configuration ({details})"
+
+
+def resumable_state(
+    path: Path, cfg: Config, restart_on_change: bool, budget_s: float
+) -> tuple[dict[str, Any] | None, str]:
+    """(the checkpoint at `path` to resume `cfg` from, or None; a line for the log).
+
+    A checkpoint of another configuration raises ValueError, or with `restart_on_change` is set
+    aside (training starts from step 0 and overwrites it at its first checkpoint); so is the
+    checkpoint of a finished run, since DVC reruns a stage whose code or data changed and
+    resuming would train 0 steps and pass the old weights off as new.
+    """
+    if not path.exists():
+        return None, f"no checkpoint at {path}: starting from step 0"
+    state = load_checkpoint(path)
+    mismatch = config_mismatch(state["config"], cfg, path)
+    if mismatch and not restart_on_change:
+        raise ValueError(f"{mismatch}; train without --resume, or delete the checkpoint")
+    finished = state["step"] >= cfg.max_steps or state["elapsed_s"] >= budget_s
+    if not mismatch and finished and restart_on_change:
+        mismatch = f"{path} holds a finished run (step {state['step']})"
+    if mismatch:
+        return None, f"warning: {mismatch}: starting from step 0"
+    return state, f"resuming {cfg.name} from step {state['step']} ({path})"

@@ -36,6 +36,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 from pipelines.representation import STEPS_PER_BAR, TRACKS, TrackSpec
 
 SAMPLING_SCHEDULES = ("constant", "inverse_sigmoid", "exponential")
@@ -348,3 +350,32 @@ def get_config(name: str, overrides: dict[str, Any] | None = None) -> Config:
     if values["name"] != name:
         raise ValueError("the config name cannot be overridden")
     return Config.from_dict(values)
+
+
+# ---------------------------------------------------------------------------------------------
+# Where overrides come from: params.yaml's train sections and --set
+
+
+def params_overrides(params_path: str | None, model: str) -> dict[str, Any]:
+    """`train.defaults` merged with `train.<model>` from a params.yaml (both optional)."""
+    if not params_path:
+        return {}
+    with open(params_path) as f:
+        params = yaml.safe_load(f) or {}
+    section = params.get("train") or {}
+    if not isinstance(section, dict):
+        raise ValueError(f"{params_path}: 'train' must be a mapping")
+    overrides = dict(section.get("defaults") or {})
+    overrides.update(section.get(model) or {})
+    return overrides
+
+
+def parse_set(assignments: list[str]) -> dict[str, Any]:
+    """--set key=value pairs, values parsed as YAML (numbers, lists, booleans)."""
+    out = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out

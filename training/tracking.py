@@ -1,4 +1,5 @@
-"""Where MLflow runs go, and the provenance tags every run carries.
+"""Where MLflow runs go, the provenance tags every run carries, and `RunTracker`, the MLflow
+side of a training run.
 
 The project's store is `sqlite:///<repo>/mlflow/mlflow.db` with artifacts under
 `<repo>/mlflow/artifacts`, unless MLFLOW_TRACKING_URI points elsewhere. For any SQLite URI the
@@ -12,11 +13,16 @@ data sit side by side.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:
+    from training.configs import Config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,3 +117,63 @@ def provenance_tags(dataset_dir: str) -> dict[str, str]:
         "data_version": data_version(),
         "dataset_fingerprint": dataset_fingerprint(dataset_dir),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# A training run in MLflow (rank 0 only)
+
+
+class RunTracker:
+    """The MLflow side of a training run; every method is a no-op when disabled."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.run_id: str | None = None
+
+    def start(self, cfg: Config, dataset_dir: str, run_id: str | None) -> None:
+        if not self.enabled:
+            return
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        configure()
+        experiment_id = get_or_create_experiment(experiment_name(cfg.dataset))
+        if run_id:
+            try:
+                mlflow.get_run(run_id)
+            except MlflowException:
+                run_id = None  # a checkpoint from another store: start a new run
+        run = mlflow.start_run(
+            run_id=run_id or None,
+            experiment_id=None if run_id else experiment_id,
+            run_name=None if run_id else cfg.name,
+            log_system_metrics=True,
+        )
+        self.run_id = run.info.run_id
+        logged = mlflow.get_run(self.run_id).data.params
+        params = {k: str(v) for k, v in cfg.to_dict().items()}
+        # Params are immutable in MLflow: a resumed run only adds the ones not logged yet.
+        new = {k: v for k, v in params.items() if k not in logged}
+        if new:
+            mlflow.log_params(new)
+        changed = {f"resumed.{k}": v for k, v in params.items() if k in logged and logged[k] != v}
+        mlflow.set_tags({**provenance_tags(dataset_dir), **changed})
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        if self.enabled:
+            import mlflow
+
+            finite = {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
+            mlflow.log_metrics(finite, step=step)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if self.enabled:
+            import mlflow
+
+            mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def end(self, status: str = "FINISHED") -> None:
+        if self.enabled and self.run_id:
+            import mlflow
+
+            mlflow.end_run(status=status)

@@ -59,7 +59,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from training import checkpoint as ckpt
 from training import tracking
-from training.configs import Config, get_config
+from training.configs import Config, get_config, params_overrides, parse_set
 from training.data import BatchStream, load_split
 from training.distributed import Runtime, any_across_ranks, barrier, init_runtime, shutdown
 from training.model import MusicVAE
@@ -67,96 +67,11 @@ from training.objective import learning_rate_at, sampling_probability_at, vae_lo
 from training.precision import use_bf16
 
 # ---------------------------------------------------------------------------------------------
-# Parameters
-
-
-def params_overrides(params_path: str | None, model: str) -> dict[str, Any]:
-    """`train.defaults` merged with `train.<model>` from a params.yaml (both optional)."""
-    if not params_path:
-        return {}
-    with open(params_path) as f:
-        params = yaml.safe_load(f) or {}
-    section = params.get("train") or {}
-    if not isinstance(section, dict):
-        raise ValueError(f"{params_path}: 'train' must be a mapping")
-    overrides = dict(section.get("defaults") or {})
-    overrides.update(section.get(model) or {})
-    return overrides
-
-
-def parse_set(assignments: list[str]) -> dict[str, Any]:
-    """--set key=value pairs, values parsed as YAML (numbers, lists, booleans)."""
-    out = {}
-    for item in assignments:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+# Randomness
 
 
 def step_seed(seed: int, rank: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)[0])
-
-
-# ---------------------------------------------------------------------------------------------
-# MLflow run (rank 0 only)
-
-
-class RunTracker:
-    """The MLflow side of a training run; every method is a no-op when disabled."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.run_id: str | None = None
-
-    def start(self, cfg: Config, dataset_dir: str, run_id: str | None) -> None:
-        if not self.enabled:
-            return
-        import mlflow
-        from mlflow.exceptions import MlflowException
-
-        tracking.configure()
-        experiment_id = tracking.get_or_create_experiment(tracking.experiment_name(cfg.dataset))
-        if run_id:
-            try:
-                mlflow.get_run(run_id)
-            except MlflowException:
-                run_id = None  # a checkpoint from another store: start a new run
-        run = mlflow.start_run(
-            run_id=run_id or None,
-            experiment_id=None if run_id else experiment_id,
-            run_name=None if run_id else cfg.name,
-            log_system_metrics=True,
-        )
-        self.run_id = run.info.run_id
-        logged = mlflow.get_run(self.run_id).data.params
-        params = {k: str(v) for k, v in cfg.to_dict().items()}
-        # Params are immutable in MLflow: a resumed run only adds the ones not logged yet.
-        new = {k: v for k, v in params.items() if k not in logged}
-        if new:
-            mlflow.log_params(new)
-        changed = {f"resumed.{k}": v for k, v in params.items() if k in logged and logged[k] != v}
-        mlflow.set_tags({**tracking.provenance_tags(dataset_dir), **changed})
-
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        if self.enabled:
-            import mlflow
-
-            finite = {k: v for k, v in metrics.items() if v is not None and math.isfinite(v)}
-            mlflow.log_metrics(finite, step=step)
-
-    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
-        if self.enabled:
-            import mlflow
-
-            mlflow.log_artifact(str(path), artifact_path=artifact_path)
-
-    def end(self, status: str = "FINISHED") -> None:
-        if self.enabled and self.run_id:
-            import mlflow
-
-            mlflow.end_run(status=status)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,21 +242,13 @@ def _train(
     best: dict[str, float] = {}  # step and eval scores of the weights in best.pt
     history: list[dict[str, float]] = []  # eval scores of every checkpoint: the learning curve
     budget_s = cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
-    state = ckpt.load_checkpoint(checkpoint_path) if resume and checkpoint_path.exists() else None
-    mismatch = _config_mismatch(state["config"], cfg, checkpoint_path) if state else ""
-    if mismatch and not restart_on_change:
-        raise ValueError(f"{mismatch}; train without --resume, or delete the checkpoint")
-    # A finished run's checkpoint outlives model.pt when DVC reruns the stage (its code or data
-    # changed): resuming it would train 0 steps and pass the old weights off as new.
-    finished = state is not None and (
-        state["step"] >= cfg.max_steps or state["elapsed_s"] >= budget_s
+    state, note = (
+        ckpt.resumable_state(checkpoint_path, cfg, restart_on_change, budget_s)
+        if resume
+        else (None, "")
     )
-    if not mismatch and finished and restart_on_change:
-        mismatch = f"{checkpoint_path} holds a finished run (step {state['step']})"
-    if mismatch:
-        if rt.is_main:
-            print(f"warning: {mismatch}: starting from step 0", file=sys.stderr)
-        state = None  # overwritten at the first checkpoint of the new run
+    if note and rt.is_main:
+        print(note, file=sys.stderr)
     if state is not None:
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
@@ -353,10 +260,6 @@ def _train(
         last_logged = dict(state.get("train_metrics", {}))
         best = dict(state.get("best", {}))
         history = [dict(row) for row in state.get("history", [])]
-        if rt.is_main:
-            print(f"resuming {cfg.name} from step {step} ({checkpoint_path})", file=sys.stderr)
-    elif resume and not mismatch and rt.is_main:
-        print(f"no checkpoint at {checkpoint_path}: starting from step 0", file=sys.stderr)
 
     stream = BatchStream(
         dataset_dir,
@@ -371,7 +274,7 @@ def _train(
         position=position,
     )
     net = DistributedDataParallel(model) if rt.distributed else model
-    tracker = RunTracker(enabled=track and rt.is_main)
+    tracker = tracking.RunTracker(enabled=track and rt.is_main)
     tracker.start(cfg, dataset_dir, run_id)
     generator = torch.Generator(device=rt.device)
     bf16 = use_bf16(cfg.precision, rt.device)
@@ -425,41 +328,16 @@ def _train(
         while step < cfg.max_steps and elapsed_before < budget_s:
             x = torch.from_numpy(next(stream)).to(rt.device, non_blocking=True)
             skip_above = _skip_threshold(cfg, step, norm_ema)
+            args = (net, model, optimizer, x, cfg, step, generator, rt, run_started, budget_s)
             try:
-                result = train_step(
-                    net,
-                    model,
-                    optimizer,
-                    x,
-                    cfg,
-                    step,
-                    generator,
-                    rt,
-                    run_started,
-                    budget_s,
-                    bf16,
-                    skip_above,
-                )
+                result = train_step(*args, bf16=bf16, skip_above=skip_above)
             except RuntimeError as err:
                 # cuDNN's LSTM takes bf16 only from cuDNN 9.13 on: "auto" falls back to fp32.
                 if not (bf16 and cfg.precision == "auto" and "bfloat16" in str(err).lower()):
                     raise
                 print(f"bf16 autocast failed ({err}); training in fp32", file=sys.stderr)
                 bf16 = False
-                result = train_step(
-                    net,
-                    model,
-                    optimizer,
-                    x,
-                    cfg,
-                    step,
-                    generator,
-                    rt,
-                    run_started,
-                    budget_s,
-                    bf16,
-                    skip_above,
-                )
+                result = train_step(*args, bf16=bf16, skip_above=skip_above)
             if result.skipped:
                 skipped += 1
             norm = result.metrics["grad_norm"]
@@ -563,34 +441,6 @@ def _train(
         tracker.end()
     barrier(rt)
     return metrics
-
-
-# Fields a resumed run may change; any other difference makes a different run.
-_RESUMABLE_CHANGES = {
-    "keep_best",
-    "max_steps",
-    "max_minutes",
-    "log_every",
-    "checkpoint_every",
-    "eval_examples",
-    "eval_sampled_examples",
-    "precision",
-    "cpu_threads",
-}
-
-
-def _config_mismatch(saved: dict[str, Any], cfg: Config, path: Path) -> str:
-    """What makes the checkpoint at `path` another run than `cfg` ("" when it can be resumed)."""
-    current = cfg.to_dict()
-    changed = sorted(
-        k
-        for k in set(saved) | set(current)
-        if k not in _RESUMABLE_CHANGES and saved.get(k) != current.get(k)
-    )
-    if not changed:
-        return ""
-    details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
-    return f"{path} was written by a different configuration ({details})"
 
 
 def _skip_threshold(cfg: Config, step: int, norm_ema: float) -> float:
