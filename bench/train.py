@@ -250,6 +250,15 @@ def bench_reference(cfg, batch: int, steps: int, device) -> float:
     return time_steps(step, steps, device)
 
 
+def gemm_ceiling(device, dtype=torch.float32, size: int = 1024, repeats: int = 20) -> float:
+    """GFLOP/s of a large square matmul on this device and thread count: the machine's ceiling
+    for the matrix products that LSTM steps are made of."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    seconds = time_steps(lambda _: a @ b, repeats, device)
+    return 2 * size**3 / seconds / 1e9
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", nargs="*", help="config names (default: the CPU-sized ones)")
@@ -279,9 +288,11 @@ def main(argv: list[str] | None = None) -> None:
         paper_batch = args.paper_batch or (args.batch if device.type == "cuda" else [64])
         jobs += [(name, paper_batch, args.paper_steps) for name in PAPER_CONFIGS]
     print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    ceiling = gemm_ceiling(device)
+    print(f"ceiling: fp32 GEMM 1024^3 {ceiling:.1f} GFLOP/s (same run, same threads)")
     header = (
         f"{'config':24} {'batch':>5} {'mode':>4} {'ms/step':>9} {'ex/s':>8} {'GFLOP/s':>8}"
-        f" | {'ref ms':>9} {'ref ex/s':>8} {'ref GF/s':>8} | {'speed':>5}"
+        f" {'%ceil':>5} | {'ref ms':>9} {'ref ex/s':>8} {'ref GF/s':>8} | {'speed':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -301,6 +312,7 @@ def main(argv: list[str] | None = None) -> None:
                 line = (
                     f"{name:24} {batch:5d} {mode:>4} {seconds * 1e3:9.1f} "
                     f"{batch / seconds:8.1f} {flops / seconds / 1e9:8.1f}"
+                    f" {100 * flops / seconds / 1e9 / ceiling:5.1f}"
                 )
                 if ref_s is not None:
                     ref_flops = 3 * reference_flops(cfg) * batch
