@@ -187,7 +187,7 @@ def check_model(repo: DvcRepo, model: str, dataset: str) -> None:
     for key in INTERVALS:
         assert metrics[f"{key}_ci_low"] <= metrics[key] <= metrics[f"{key}_ci_high"]
     info = json.loads((out / "model_info.json").read_text())
-    assert (info["model"], info["training_step"]) == (model, steps)
+    assert (info["model"], info["training_step"]) == (model, train_metrics["model_step"])
     for name in EVAL_FILES:
         header, *rows = (out / name).read_text().splitlines()
         assert header and rows, name

@@ -75,10 +75,10 @@ def test_save_and_load_round_trip_with_weights_only(tmp_path):
 
 
 def test_stage_writes_model_and_metrics(tiny_datasets, tmp_path):
-    params = {"train_steps": 5, "hidden_size": 16, "embed_size": 8, "batch_size": 8}
+    params = {"train_steps": 40, "hidden_size": 16, "embed_size": 8, "batch_size": 8}
     out = tmp_path / "lm-mel_2bar"
     metrics = lm.run("mel_2bar", LMParams(**params), out, Path(tiny_datasets))
-    assert metrics["train_steps"] == 5 and metrics["train_examples"] > 0
+    assert metrics["train_steps"] == 40 and metrics["train_examples"] > 0
     assert 1.0 < metrics["test_perplexity"] < 90.0
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert math.isclose(
