@@ -190,12 +190,15 @@ def to_markdown(comparison: dict) -> str:
         "*sampled*: ours, greedy from z = mu. *magenta sampled*: magenta's protocol, the one the",
         "paper's sampled column uses: z drawn from q(z|x), the decoder's temperature-1 samples fed",
         "back.",
+        "*degenerate / monotone interp.*: share of latent interpolants with at most 2 note",
+        "onsets / at most 2 distinct pitches (data-space interpolants in brackets).",
         "",
         "| model | dataset | decoder | n | teacher-forced | sampled | magenta sampled | floor "
         "| paper TF / sampled "
         "| prior z | per-class (sampled) | KL bits | active units | interp. monotonicity "
-        "violation latent / data | interp. LM log-lik latent / data / real A, B |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "violation latent / data | interp. LM log-lik latent / data / real A, B "
+        "| degenerate / monotone interp. |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in comparison["models"].items():
         lines.append(
@@ -220,6 +223,10 @@ def to_markdown(comparison: dict) -> str:
                     f"{_fmt(row.get('interp_latent_lm_loglik'))} / "
                     f"{_fmt(row.get('interp_data_lm_loglik'))} / "
                     f"{_fmt(row.get('interp_endpoints_lm_loglik'))}",
+                    f"{_fmt(row.get('interp_latent_degenerate_fraction'), 2)} "
+                    f"({_fmt(row.get('interp_data_degenerate_fraction'), 2)}) / "
+                    f"{_fmt(row.get('interp_latent_monotone_fraction'), 2)} "
+                    f"({_fmt(row.get('interp_data_monotone_fraction'), 2)})",
                 ]
             )
             + " |"

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipelines.representation import MELODY_FIRST_PITCH_TOKEN
+
 DEFAULT_ALPHAS = np.linspace(0.0, 1.0, 11)
 
 
@@ -99,8 +101,6 @@ def _valid_rows(relative: np.ndarray) -> np.ndarray:
 def note_onsets(tokens: np.ndarray, track_types: list[str]) -> np.ndarray:
     """Note onsets of each sequence ``[..., T, K] -> [...]``, summed over tracks: melody tokens
     from MELODY_FIRST_PITCH_TOKEN on start a note, a non-zero drum token is a hit."""
-    from pipelines.representation import MELODY_FIRST_PITCH_TOKEN
-
     tokens = np.asarray(tokens)
     counts = np.zeros(tokens.shape[:-2], dtype=np.int64)
     for k, kind in enumerate(track_types):
@@ -108,6 +108,25 @@ def note_onsets(tokens: np.ndarray, track_types: list[str]) -> np.ndarray:
         onsets = track != 0 if kind == "drums" else track >= MELODY_FIRST_PITCH_TOKEN
         counts += onsets.sum(axis=-1)
     return counts
+
+
+def distinct_onsets(tokens: np.ndarray, track_types: list[str]) -> np.ndarray:
+    """Distinct onset tokens of each sequence ``[..., T, K] -> [...]``, summed over tracks: the
+    pitches a melody strikes (drum sets a drum track hits), however often each is struck."""
+    tokens = np.asarray(tokens)
+    flat = tokens.reshape(-1, *tokens.shape[-2:])
+    counts = np.zeros(len(flat), dtype=np.int64)
+    for k, kind in enumerate(track_types):
+        first = 1 if kind == "drums" else MELODY_FIRST_PITCH_TOKEN
+        for i, track in enumerate(flat[..., k]):
+            counts[i] += len(np.unique(track[track >= first]))
+    return counts.reshape(tokens.shape[:-2])
+
+
+def monotone_fraction(sequences: np.ndarray, track_types: list[str], max_pitches: int = 2) -> float:
+    """Share of sequences ``[..., T, K]`` that strike at most ``max_pitches`` distinct pitches:
+    one note re-struck every bar passes degenerate_fraction's onset count but is no melody."""
+    return float((distinct_onsets(sequences, track_types) <= max_pitches).mean())
 
 
 def degenerate_fraction(

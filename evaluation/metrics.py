@@ -194,7 +194,7 @@ def kl_per_dimension(mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return kl.mean(axis=0)
 
 
-def active_units(mu: np.ndarray, threshold: float = 0.01) -> tuple[int, np.ndarray]:
+def active_units(mu: np.ndarray, threshold: float) -> tuple[int, np.ndarray]:
     """Number of latent dimensions whose posterior mean varies with the input (Burda et al.).
 
     A dimension is active when Cov_x(E[z|x]) > ``threshold``; a collapsed dimension has the same

@@ -18,7 +18,7 @@ from evaluation import interpolation as interp
 from evaluation import metrics as m
 from evaluation.lm import TokenLSTM, mean_step_log_likelihood
 from training import generate
-from training.objective import kl_divergence, reconstruction
+from training.objective import ACTIVE_UNIT_THRESHOLD, kl_divergence, reconstruction
 
 LN2 = float(np.log(2.0))
 
@@ -109,7 +109,7 @@ def reconstruction_metrics(
     steps_per_bar: int = 16,
     n_resamples: int = 2000,
     seed: int = 0,
-    active_threshold: float = 0.01,
+    active_threshold: float = ACTIVE_UNIT_THRESHOLD,
 ) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(flat metrics, per-example scores, per-bar table) of one model on one test set."""
     scores = per_example_scores(rec, tokens)
@@ -221,7 +221,7 @@ def interpolation_metrics(
     """(flat metrics, per-alpha curves) of both interpolation methods.
 
     With ``track_types``: the share of latent interpolants (every alpha) that are degenerate (at
-    most 2 note onsets in the whole window), and how well the two endpoints (alpha 0 and 1)
+    most 2 note onsets in the whole window) or monotone (at most 2 distinct pitches), and how well the two endpoints (alpha 0 and 1)
     reconstruct A and B."""
     a, b = tokens[result.pairs[:, 0]], tokens[result.pairs[:, 1]]
     out: dict[str, float] = {"interp_pairs": len(result.pairs)}
@@ -232,6 +232,10 @@ def interpolation_metrics(
         out["interp_data_degenerate_fraction"] = interp.degenerate_fraction(
             result.data, track_types
         )
+        out["interp_latent_monotone_fraction"] = interp.monotone_fraction(
+            result.latent, track_types
+        )
+        out["interp_data_monotone_fraction"] = interp.monotone_fraction(result.data, track_types)
     out["interp_endpoint_a_accuracy"] = float(m.per_example_accuracy(result.latent[:, 0], a).mean())
     out["interp_endpoint_b_accuracy"] = float(
         m.per_example_accuracy(result.latent[:, -1], b).mean()

@@ -195,6 +195,7 @@ def test_evaluate_stage_end_to_end(tiny_datasets, tmp_path, mlflow_store):
     assert metrics["kl_bits"] > 0 and metrics["r_loss"] > 0
     assert "interp_latent_lm_loglik" in metrics and metrics["interp_pairs"] == 4
     assert 0.0 <= metrics["interp_latent_degenerate_fraction"] <= 1.0
+    assert 0.0 <= metrics["interp_latent_monotone_fraction"] <= 1.0
     # alpha 0 decodes mu_A greedily: A's sampled reconstruction, scored against A.
     assert 0.0 <= metrics["interp_endpoint_a_accuracy"] <= 1.0
 

@@ -125,3 +125,22 @@ def test_degenerate_fraction_counts_held_notes_and_silence_not_melodies():
     drums[1, ::8] = 3  # four hits
     assert note_onsets(drums, ["drums"]).tolist() == [0, 4]
     assert degenerate_fraction(drums, ["drums"]) == 0.5
+
+
+def test_monotone_fraction_catches_one_pitch_restruck_that_onsets_miss():
+    from evaluation.interpolation import degenerate_fraction, distinct_onsets, monotone_fraction
+
+    restruck = np.ones((256, 1), dtype=np.int64)
+    restruck[::16] = 62  # one D every bar: 16 onsets, one pitch
+    two_pitch = np.ones((256, 1), dtype=np.int64)
+    two_pitch[::8] = np.array([62, 64] * 16)[:, None]
+    tune = np.ones((256, 1), dtype=np.int64)
+    tune[::4] = (60 + np.arange(64) % 12)[:, None]
+    batch = np.stack([restruck, two_pitch, tune])
+    assert distinct_onsets(batch, ["melody"]).tolist() == [1, 2, 12]
+    assert degenerate_fraction(batch, ["melody"]) == 0.0
+    assert monotone_fraction(batch, ["melody"]) == 2 / 3
+    # Two tracks add up: a melody of one pitch over a varied bass is not monotone.
+    both = np.concatenate([restruck, tune], axis=-1)[None]
+    assert distinct_onsets(both, ["melody", "bass"]).tolist() == [13]
+    assert monotone_fraction(both, ["melody", "bass"]) == 0.0

@@ -148,6 +148,6 @@ def test_active_units_counts_dimensions_that_vary_with_the_input():
     mu[:, 1] = rng.normal(0, 0.3, 500)  # used, variance 0.09
     mu[:, 2] = rng.normal(0, 0.05, 500)  # collapsed, variance 0.0025
     mu[:, 3] = 0.7  # collapsed to a constant
-    count, variance = metrics.active_units(mu)
+    count, variance = metrics.active_units(mu, 0.01)
     assert count == 2
     assert variance[0] > 0.8 and variance[3] < 1e-12

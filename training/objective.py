@@ -22,6 +22,8 @@ from training.configs import Config
 from training.model import VAEOutput
 
 LN2 = math.log(2.0)
+# A z dimension is active when Cov_x(E[z|x]) exceeds this (Burda et al., 2016).
+ACTIVE_UNIT_THRESHOLD = 0.01
 
 
 class LossTerms(NamedTuple):

@@ -63,7 +63,12 @@ from training.configs import Config, get_config, params_overrides, parse_set
 from training.data import BatchStream, load_split
 from training.distributed import Runtime, any_across_ranks, barrier, init_runtime, shutdown
 from training.model import MusicVAE
-from training.objective import learning_rate_at, sampling_probability_at, vae_loss
+from training.objective import (
+    ACTIVE_UNIT_THRESHOLD,
+    learning_rate_at,
+    sampling_probability_at,
+    vae_loss,
+)
 from training.precision import use_bf16
 
 # ---------------------------------------------------------------------------------------------
@@ -103,7 +108,7 @@ def evaluate(
     scores["eval_nll_per_step"] = scores["eval_r_loss"] / cfg.max_seq_len  # comparable to the LM
     if decoded:
         scores["eval_sampled_accuracy"] = correct / decoded
-    scores["eval_active_units"] = float((torch.cat(mus).var(dim=0) > 0.01).sum())
+    scores["eval_active_units"] = float((torch.cat(mus).var(dim=0) > ACTIVE_UNIT_THRESHOLD).sum())
     return scores
 
 

@@ -344,12 +344,6 @@ def _temperature(args: argparse.Namespace) -> float:
         raise UserError(f"--{error}") from None
 
 
-def _notes(tokens, kind: str, qpm: float):
-    from pipelines.representation import tokens_to_notesequence
-
-    return tokens_to_notesequence(np.asarray(tokens), kind, qpm=qpm)
-
-
 def _report(paths: Sequence[Path]) -> None:
     for path in paths:
         print(path)
@@ -413,12 +407,22 @@ def cmd_interpolate(args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
     if strip is not None:
-        panels = [(f"input A: {Path(args.a).name}", _notes(a.tokens, loaded.kind, qpm))]
+        panels = [
+            (
+                f"input A: {Path(args.a).name}",
+                tokens_to_notesequence(np.asarray(a.tokens), loaded.kind, qpm=qpm),
+            )
+        ]
         panels += [
             (f"alpha {alpha:.2f}", tokens_to_notesequence(seq, loaded.kind, qpm=qpm))
             for alpha, seq in zip(alphas, tokens, strict=True)
         ]
-        panels.append((f"input B: {Path(args.b).name}", _notes(b.tokens, loaded.kind, qpm)))
+        panels.append(
+            (
+                f"input B: {Path(args.b).name}",
+                tokens_to_notesequence(np.asarray(b.tokens), loaded.kind, qpm=qpm),
+            )
+        )
         title = f"{Path(args.a).name} -> {Path(args.b).name} (slerp, temperature {temperature:g})"
         plot_sequences(panels, strip, num_steps=tokens.shape[1], title=title)
     _report(outputs.paths)

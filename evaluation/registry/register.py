@@ -73,9 +73,8 @@ def register_model(
         from evaluation.registry.pyfunc_model import log_pyfunc
         from training.checkpoint import read_model_file, training_run_id
 
-        saved = read_model_file(weights)
-        saved["mlflow_run_id"] = training_run_id(weights)
-        run_id = _training_run(client, saved, model)
+        dataset = read_model_file(weights)["config"]["dataset"]
+        run_id = _training_run(client, training_run_id(weights), dataset, model)
         info = log_pyfunc(weights, run_id=run_id)
         return ModelSource(uri=info.model_uri, run_id=run_id, model_id=info.model_id)
 
@@ -92,20 +91,18 @@ def register_model(
     )
 
 
-def _training_run(client: Any, saved: dict[str, Any], model: str) -> str:
-    """The run that trained the model (recorded in model.pt), or a new run when that run is not
-    in this store (trained without MLflow, or against another store)."""
+def _training_run(client: Any, run_id: str, dataset: str, model: str) -> str:
+    """The run that trained the model (``run_id``, from its train_metrics.json), or a new run
+    when that run is not in this store (trained without MLflow, or against another store)."""
     from mlflow.exceptions import MlflowException
 
     from training import tracking
 
-    run_id = saved.get("mlflow_run_id") or ""
     if run_id:
         try:
             return client.get_run(run_id).info.run_id
         except MlflowException:
             print(f"register: run {run_id} of {model} is not in this store", file=sys.stderr)
-    dataset = saved["config"]["dataset"]
     experiment_id = tracking.get_or_create_experiment(tracking.experiment_name(dataset))
     run = client.create_run(experiment_id, run_name=f"{model} (registered)")
     client.set_terminated(run.info.run_id)
