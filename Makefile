@@ -82,6 +82,7 @@ lock:
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/launch.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -59,7 +59,9 @@ def run_rate(
             *[arg for kv in sets for arg in ("--set", kv)],
         ]
         env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
-        subprocess.run(command, cwd=REPO_ROOT, env=env, check=True, capture_output=True)
+        done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
         return float(json.loads((Path(out) / "train_metrics.json").read_text())["examples_per_s"])
 
 
@@ -70,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=REPO_ROOT / "datasets")
     args = parser.parse_args(argv)
 
+    missing = [c for c in args.configs if not (args.data / get_config(c).dataset).is_dir()]
+    if missing:
+        raise SystemExit(f"no dataset for {', '.join(missing)} under {args.data}: run make repro")
     native = cpu_has_native_bf16()
     print(f"CPU native bf16: {native}; {args.steps} steps per run; os.cpu_count() {os.cpu_count()}")
     header = f"{'config':24} {'procs':>5} {'threads':>7} {'precision':>9} {'ex/s':>8} {'ratio':>6}"
