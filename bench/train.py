@@ -23,6 +23,11 @@ Modes: "tf" = teacher forcing (the nn.LSTM path); "ss" = scheduled sampling with
 other (U nn.LSTM calls on [B, 16] batches) instead of all bars at once as one [B * U, 16] batch:
 the speed-up of batching bars is the ratio of the "tf" and "bar" rows.
 
+Precision: an fp32 row per mode, and a bf16-autocast row where training.precision finds bf16
+native (CUDA, or a CPU with avx512_bf16/amx_bf16); the reference runs in the same precision, and
+%ceil is against the GEMM ceiling of that precision. Whole runs by number of processes (DDP):
+bench/launch.py.
+
 CPU threads default to 1: on a 2-core machine shared with other work, a second OpenMP thread
 makes small-matrix LSTM steps several times slower (see training/configs.py).
 """
@@ -30,6 +35,7 @@ makes small-matrix LSTM steps several times slower (see training/configs.py).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -45,6 +51,7 @@ sys.path.insert(0, REPO_ROOT)
 from training.configs import PAPER_CONFIGS, get_config  # noqa: E402
 from training.distributed import Runtime, pick_device  # noqa: E402
 from training.model import MusicVAE, encoder_feature_size  # noqa: E402
+from training.precision import use_bf16  # noqa: E402
 from training.train import train_step  # noqa: E402
 
 CPU_CONFIGS = [
@@ -189,7 +196,7 @@ def decode_bars_one_by_one(self, c, prev, sampling_probability=0.0, generator=No
     return [torch.cat(track, dim=1) for track in logits]
 
 
-def bench_model(cfg, batch: int, steps: int, device, mode: str) -> float:
+def bench_model(cfg, batch: int, steps: int, device, mode: str, bf16: bool) -> float:
     scheduled = mode == "ss"
     torch.manual_seed(0)
     model = MusicVAE(cfg).to(device)
@@ -221,23 +228,19 @@ def bench_model(cfg, batch: int, steps: int, device, mode: str) -> float:
             step_at + i,
             generator,
             runtime,
-            bf16=device.type == "cuda",
+            bf16=bf16,
         ),
         steps,
         device,
     )
 
 
-def bench_reference(cfg, batch: int, steps: int, device) -> float:
+def bench_reference(cfg, batch: int, steps: int, device, bf16: bool) -> float:
     torch.manual_seed(0)
     model = Reference(cfg).to(device)
     optimizer = torch.optim.Adam(model.parameters())
     x = random_batch(cfg, batch, device)
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if device.type == "cuda"
-        else torch.autocast("cpu", enabled=False)
-    )
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
     def step(_):
         with autocast:
@@ -278,6 +281,12 @@ def main(argv: list[str] | None = None) -> None:
         "--threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
     )
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument(
+        "--precision",
+        nargs="*",
+        choices=["fp32", "bf16"],
+        help="default: fp32, and bf16 where it is native (training.precision)",
+    )
     args = parser.parse_args(argv)
 
     device = pick_device(args.device)
@@ -288,11 +297,17 @@ def main(argv: list[str] | None = None) -> None:
         paper_batch = args.paper_batch or (args.batch if device.type == "cuda" else [64])
         jobs += [(name, paper_batch, args.paper_steps) for name in PAPER_CONFIGS]
     print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    ceiling = gemm_ceiling(device)
-    print(f"ceiling: fp32 GEMM 1024^3 {ceiling:.1f} GFLOP/s (same run, same threads)")
+    precisions = args.precision or ["fp32"] + (["bf16"] if use_bf16("auto", device) else [])
+    ceilings = {
+        p: gemm_ceiling(device, torch.bfloat16 if p == "bf16" else torch.float32)
+        for p in precisions
+    }
+    for p, value in ceilings.items():
+        print(f"ceiling: {p} GEMM 1024^3 {value:.1f} GFLOP/s (same run, same threads)")
     header = (
-        f"{'config':24} {'batch':>5} {'mode':>4} {'ms/step':>9} {'ex/s':>8} {'GFLOP/s':>8}"
-        f" {'%ceil':>5} | {'ref ms':>9} {'ref ex/s':>8} {'ref GF/s':>8} | {'speed':>5}"
+        f"{'config':24} {'batch':>5} {'mode':>4} {'prec':>4} {'ms/step':>9} {'ex/s':>8}"
+        f" {'GFLOP/s':>8} {'%ceil':>5} | {'ref ms':>9} {'ref ex/s':>8} {'ref GF/s':>8}"
+        f" | {'speed':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -303,16 +318,17 @@ def main(argv: list[str] | None = None) -> None:
             modes.append("ss")
         if base.decoder == "hierarchical":
             modes.append("bar")
-        for batch in batches:
+        for batch, precision in itertools.product(batches, precisions):
+            bf16 = precision == "bf16"
             cfg = get_config(name, {"batch_size": batch})
-            ref_s = None if args.no_reference else bench_reference(cfg, batch, steps, device)
+            ref_s = None if args.no_reference else bench_reference(cfg, batch, steps, device, bf16)
             for mode in modes:
-                seconds = bench_model(cfg, batch, steps, device, mode)
+                seconds = bench_model(cfg, batch, steps, device, mode, bf16)
                 flops = 3 * model_flops(cfg) * batch
                 line = (
-                    f"{name:24} {batch:5d} {mode:>4} {seconds * 1e3:9.1f} "
+                    f"{name:24} {batch:5d} {mode:>4} {precision:>4} {seconds * 1e3:9.1f} "
                     f"{batch / seconds:8.1f} {flops / seconds / 1e9:8.1f}"
-                    f" {100 * flops / seconds / 1e9 / ceiling:5.1f}"
+                    f" {100 * flops / seconds / 1e9 / ceilings[precision]:5.1f}"
                 )
                 if ref_s is not None:
                     ref_flops = 3 * reference_flops(cfg) * batch
