@@ -104,10 +104,13 @@ def note_onsets(tokens: np.ndarray, track_types: list[str]) -> np.ndarray:
     tokens = np.asarray(tokens)
     counts = np.zeros(tokens.shape[:-2], dtype=np.int64)
     for k, kind in enumerate(track_types):
-        track = tokens[..., k]
-        onsets = track != 0 if kind == "drums" else track >= MELODY_FIRST_PITCH_TOKEN
-        counts += onsets.sum(axis=-1)
+        counts += _starts_note(tokens[..., k], kind).sum(axis=-1)
     return counts
+
+
+def _starts_note(track: np.ndarray, kind: str) -> np.ndarray:
+    """Which tokens of one track start a note (melody, bass) or hit a drum."""
+    return track != 0 if kind == "drums" else track >= MELODY_FIRST_PITCH_TOKEN
 
 
 def distinct_onsets(tokens: np.ndarray, track_types: list[str]) -> np.ndarray:
@@ -117,9 +120,8 @@ def distinct_onsets(tokens: np.ndarray, track_types: list[str]) -> np.ndarray:
     flat = tokens.reshape(-1, *tokens.shape[-2:])
     counts = np.zeros(len(flat), dtype=np.int64)
     for k, kind in enumerate(track_types):
-        first = 1 if kind == "drums" else MELODY_FIRST_PITCH_TOKEN
         for i, track in enumerate(flat[..., k]):
-            counts[i] += len(np.unique(track[track >= first]))
+            counts[i] += len(np.unique(track[_starts_note(track, kind)]))
     return counts.reshape(tokens.shape[:-2])
 
 

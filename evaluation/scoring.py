@@ -221,8 +221,8 @@ def interpolation_metrics(
     """(flat metrics, per-alpha curves) of both interpolation methods.
 
     With ``track_types``: the share of latent interpolants (every alpha) that are degenerate (at
-    most 2 note onsets in the whole window) or monotone (at most 2 distinct pitches), and how well the two endpoints (alpha 0 and 1)
-    reconstruct A and B."""
+    most 2 note onsets in the whole window) or monotone (at most 2 distinct pitches), and how
+    well the two endpoints (alpha 0 and 1) reconstruct A and B."""
     a, b = tokens[result.pairs[:, 0]], tokens[result.pairs[:, 1]]
     out: dict[str, float] = {"interp_pairs": len(result.pairs)}
     if track_types is not None:
