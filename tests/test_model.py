@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from training.configs import CONFIGS, PAPER_CONFIGS, get_config
+from training.configs import _COERCIONS, CONFIGS, FIELD_TYPES, PAPER_CONFIGS, get_config
 from training.model import (
     START,
     HierarchicalDecoder,
@@ -132,6 +132,30 @@ def test_get_config_overrides_and_rejects_bad_keys():
         get_config("no-such-model")
     with pytest.raises(ValueError, match="inverse_sigmoid"):
         get_config("cat-mel_2bar_cpu", {"sampling_rate": 0.5})
+
+
+def test_config_coercion_follows_the_field_types():
+    cfg = get_config(
+        "cat-mel_2bar_cpu",
+        {"enc_rnn_size": 96, "z_size": 32.0, "learning_rate": "0.002", "keep_best": False},
+    )
+    assert (cfg.enc_rnn_size, cfg.z_size, cfg.learning_rate, cfg.keep_best) == (
+        [96],
+        32,
+        0.002,
+        False,
+    )
+    assert type(cfg.z_size) is int and type(cfg.learning_rate) is float
+    for bad, kind in [
+        ({"z_size": 2.5}, "expected int"),
+        ({"z_size": True}, "expected int"),
+        ({"keep_best": "yes"}, "expected bool"),
+        ({"dec_rnn_size": [64, "wide"]}, "expected list\\[int\\]"),
+    ]:
+        with pytest.raises(ValueError, match=kind):
+            get_config("cat-mel_2bar_cpu", bad)
+    # Every field's type has a coercion, so a new field cannot slip through unchecked.
+    assert set(FIELD_TYPES.values()) <= set(_COERCIONS)
 
 
 # ---------------------------------------------------------------------------------------------

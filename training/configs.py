@@ -33,6 +33,7 @@ Field notes (magenta semantics):
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,9 +71,7 @@ class Config:
     grad_clip: float = 1.0
     grad_norm_clip_to_zero: float = 10000.0  # a larger global norm skips the step
     grad_skip_factor: float = 0.0  # >0: skip a step whose norm exceeds this x the running mean
-    dec_input_dropout: float = (
-        0.0  # word dropout of the decoder's previous-token inputs (not magenta's)
-    )
+    dec_input_dropout: float = 0.0  # word dropout of the decoder's previous tokens (not magenta's)
     sampling_schedule: str = "constant"
     sampling_rate: float = 0.0
     # Data stream.
@@ -119,34 +118,40 @@ class Config:
         return _validated(cls(**_coerced(values)))
 
 
+def _as_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError
+    return value
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError
+    return int(value)
+
+
+def _as_int_list(value: Any) -> list[int]:
+    return [_as_int(v) for v in ([value] if isinstance(value, (int, float)) else value)]
+
+
+# One coercion per field type; the resolved types, not the annotation strings, are the keys.
+_COERCIONS = {bool: _as_bool, int: _as_int, float: float, str: str, list[int]: _as_int_list}
+FIELD_TYPES: dict[str, Any] = typing.get_type_hints(Config)
+
+
 def _coerced(values: dict[str, Any]) -> dict[str, Any]:
     """Check names and coerce YAML/JSON values to the field types."""
-    fields = {f.name: f for f in dataclasses.fields(Config)}
-    unknown = sorted(set(values) - set(fields))
+    unknown = sorted(set(values) - set(FIELD_TYPES))
     if unknown:
-        raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(fields)}")
+        raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(FIELD_TYPES)}")
     out = {}
     for key, value in values.items():
-        kind = fields[key].type
+        kind = FIELD_TYPES[key]
         try:
-            if kind == "list[int]":
-                if isinstance(value, (int, float)):
-                    value = [value]
-                value = [int(v) for v in value]
-            elif kind == "int":
-                if isinstance(value, float) and not value.is_integer():
-                    raise ValueError
-                value = int(value)
-            elif kind == "float":
-                value = float(value)
-            elif kind == "bool":
-                if not isinstance(value, bool):
-                    raise ValueError
-            elif kind == "str":
-                value = str(value)
+            out[key] = _COERCIONS[kind](value)
         except (TypeError, ValueError):
-            raise ValueError(f"config key {key!r}: expected {kind}, got {value!r}") from None
-        out[key] = value
+            name = getattr(kind, "__name__", str(kind)) if kind != list[int] else "list[int]"
+            raise ValueError(f"config key {key!r}: expected {name}, got {value!r}") from None
     return out
 
 
