@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,21 +57,27 @@ def restore_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
 
 
+@dataclass
+class RunState:
+    """What a resumed run continues from, beside the weights, the optimiser and the RNGs."""
+
+    step: int = 0
+    skipped: int = 0  # steps that changed no weights
+    grad_norm_ema: float = 0.0  # running mean of gradient norms, for grad_skip_factor
+    data_position: dict | None = None  # the batch stream's (training.data.BatchStream)
+    elapsed_s: float = 0.0  # training time, summed over invocations
+    mlflow_run_id: str | None = None
+    train_metrics: dict[str, float] = field(default_factory=dict)  # the last log line
+    best: dict[str, float] = field(default_factory=dict)  # step and eval scores of best.pt
+    history: list[dict[str, float]] = field(default_factory=list)  # every checkpoint's scores
+
+
 def save_checkpoint(
     path: str | os.PathLike,
-    *,
     model: MusicVAE,
     optimizer: torch.optim.Optimizer,
     cfg: Config,
-    step: int,
-    skipped_steps: int,
-    data_position: dict,
-    grad_norm_ema: float = 0.0,
-    elapsed_s: float,
-    mlflow_run_id: str | None,
-    train_metrics: dict[str, float] | None = None,
-    best: dict[str, float] | None = None,
-    history: list[dict[str, float]] | None = None,
+    run: RunState,
 ) -> None:
     atomic_save(
         {
@@ -78,16 +85,16 @@ def save_checkpoint(
             "config": cfg.to_dict(),
             "state_dict": model.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "step": step,
-            "skipped_steps": skipped_steps,
-            "grad_norm_ema": grad_norm_ema,
-            "data_position": dict(data_position),
+            "step": run.step,
+            "skipped_steps": run.skipped,
+            "grad_norm_ema": run.grad_norm_ema,
+            "data_position": dict(run.data_position or {}),
             "rng": rng_states(),
-            "elapsed_s": elapsed_s,
-            "mlflow_run_id": mlflow_run_id or "",
-            "train_metrics": dict(train_metrics or {}),
-            "best": dict(best or {}),  # step and eval scores of the weights in best.pt
-            "history": [dict(row) for row in history or []],  # eval scores of every checkpoint
+            "elapsed_s": run.elapsed_s,
+            "mlflow_run_id": run.mlflow_run_id or "",
+            "train_metrics": dict(run.train_metrics),
+            "best": dict(run.best),
+            "history": [dict(row) for row in run.history],
         },
         path,
     )
@@ -203,3 +210,33 @@ def resumable_state(
     if mismatch:
         return None, f"warning: {mismatch}: starting from step 0"
     return state, f"resuming {cfg.name} from step {state['step']} ({path})"
+
+
+def resume(
+    path: Path,
+    model: MusicVAE,
+    optimizer: torch.optim.Optimizer,
+    cfg: Config,
+    restart_on_change: bool,
+    budget_s: float,
+) -> tuple[RunState, str]:
+    """Load the checkpoint at `path` into `model`, `optimizer` and the RNGs when `cfg` may
+    resume from it (resumable_state); (its RunState, or a fresh one; a line for the log)."""
+    state, note = resumable_state(path, cfg, restart_on_change, budget_s)
+    if state is None:
+        return RunState(), note
+    model.load_state_dict(state["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    restore_rng_states(state["rng"])
+    run = RunState(
+        step=state["step"],
+        skipped=state["skipped_steps"],
+        grad_norm_ema=float(state.get("grad_norm_ema", 0.0)),
+        data_position=state["data_position"],
+        elapsed_s=state["elapsed_s"],
+        mlflow_run_id=state["mlflow_run_id"] or None,
+        train_metrics=dict(state.get("train_metrics", {})),
+        best=dict(state.get("best", {})),
+        history=[dict(row) for row in state.get("history", [])],
+    )
+    return run, note

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import sys
@@ -137,7 +138,6 @@ class WindowStats:
 class StepResult:
     metrics: dict[str, float]  # loss, r_loss, kl_bits, accuracy, grad_norm
     skipped: bool  # non-finite loss or gradient (or norm above grad_norm_clip_to_zero)
-    out_of_time: bool  # the time budget is spent (agreed by all ranks)
     lr: float
     beta: float
     sampling_probability: float
@@ -152,8 +152,6 @@ def train_step(
     step: int,
     generator: torch.Generator,
     rt: Runtime,
-    started: float = 0.0,
-    budget_s: float = math.inf,
     bf16: bool = False,
     skip_above: float = math.inf,
 ) -> StepResult:
@@ -181,8 +179,7 @@ def train_step(
     loss = float(terms.loss.detach())
     bad = not (math.isfinite(loss) and math.isfinite(grad_norm))
     bad = bad or grad_norm > min(cfg.grad_norm_clip_to_zero, skip_above)
-    out_of_time = time.perf_counter() - started >= budget_s
-    bad, out_of_time = any_across_ranks(rt, bad, out_of_time)
+    (bad,) = any_across_ranks(rt, bad)
     if bad:
         optimizer.zero_grad(set_to_none=True)
     else:
@@ -194,7 +191,7 @@ def train_step(
         "accuracy": float(terms.accuracy),
         "grad_norm": grad_norm,
     }
-    return StepResult(metrics, bad, out_of_time, lr, terms.beta, probability)
+    return StepResult(metrics, bad, lr, terms.beta, probability)
 
 
 def train(
@@ -236,35 +233,16 @@ def _train(
     progress: bool,
     rt: Runtime,
 ) -> dict[str, Any]:
-    checkpoint_path = out_dir / "checkpoints" / "last.pt"
-    best_path = out_dir / "checkpoints" / "best.pt"
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = MusicVAE(cfg).to(rt.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate_at(cfg, 0))
-    step, skipped, position, elapsed_before, run_id = 0, 0, None, 0.0, None
-    norm_ema = 0.0  # running mean of gradient norms, for grad_skip_factor
-    last_logged: dict[str, float] = {}
-    best: dict[str, float] = {}  # step and eval scores of the weights in best.pt
-    history: list[dict[str, float]] = []  # eval scores of every checkpoint: the learning curve
     budget_s = cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
-    state, note = (
-        ckpt.resumable_state(checkpoint_path, cfg, restart_on_change, budget_s)
-        if resume
-        else (None, "")
-    )
-    if note and rt.is_main:
-        print(note, file=sys.stderr)
-    if state is not None:
-        model.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        ckpt.restore_rng_states(state["rng"])
-        step, skipped = state["step"], state["skipped_steps"]
-        norm_ema = float(state.get("grad_norm_ema", 0.0))
-        position, elapsed_before = state["data_position"], state["elapsed_s"]
-        run_id = state["mlflow_run_id"] or None
-        last_logged = dict(state.get("train_metrics", {}))
-        best = dict(state.get("best", {}))
-        history = [dict(row) for row in state.get("history", [])]
+    run = ckpt.RunState()
+    if resume:
+        last = out_dir / "checkpoints" / "last.pt"
+        run, note = ckpt.resume(last, model, optimizer, cfg, restart_on_change, budget_s)
+        if rt.is_main:
+            print(note, file=sys.stderr)
 
     stream = BatchStream(
         dataset_dir,
@@ -276,127 +254,64 @@ def _train(
         transpose_range=cfg.transpose_range,
         rank=rt.rank,
         world_size=rt.world_size,
-        position=position,
+        position=run.data_position,
     )
     net = DistributedDataParallel(model) if rt.distributed else model
     tracker = tracking.RunTracker(enabled=track and rt.is_main)
-    tracker.start(cfg, dataset_dir, run_id)
+    tracker.start(cfg, dataset_dir, run.mlflow_run_id)
+    run.mlflow_run_id = tracker.run_id
     generator = torch.Generator(device=rt.device)
+    step_fn = functools.partial(
+        train_step, net, model, optimizer, cfg=cfg, generator=generator, rt=rt
+    )
     bf16 = use_bf16(cfg.precision, rt.device)
-
     eval_data = _eval_split(dataset_dir, cfg) if rt.is_main else None
-    scored: dict[str, Any] = {}  # the last checkpoint's step and eval scores
+    bar = _progress_bar(cfg, run.step) if rt.is_main and progress else None
 
-    def checkpoint() -> None:
-        """Score the weights on the eval split, keep them in best.pt when no earlier checkpoint
-        scored a lower loss, and write the resume state (rank 0 only)."""
-        nonlocal best
-        if not rt.is_main:
-            return
-        scores = evaluate(model, eval_data, cfg, step, rt.device)
-        tracker.log_metrics(scores, step)
-        scored.update(step=step, scores=scores)
-        if scores:
-            examples = step * cfg.batch_size * rt.world_size
-            history.append({"step": step, "examples": examples, **scores})
-            _write_curve(out_dir / "eval_curve.csv", history)
-        better = scores and (not best or scores["eval_loss"] < best["eval_loss"])
-        if cfg.keep_best and better:
-            ckpt.save_model(best_path, model, cfg, step=step, metrics=_plain(scores))
-            best = {"step": step, **scores}
-        ckpt.save_checkpoint(
-            checkpoint_path,
-            model=model,
-            optimizer=optimizer,
-            cfg=cfg,
-            step=step,
-            skipped_steps=skipped,
-            grad_norm_ema=norm_ema,
-            data_position=stream.position,
-            elapsed_s=elapsed_before + time.perf_counter() - started,
-            mlflow_run_id=tracker.run_id,
-            train_metrics=last_logged,
-            best=best,
-            history=history,
-        )
-
-    bar = None
-    if rt.is_main and progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.max_steps, initial=step, desc=cfg.name, dynamic_ncols=True)
-    started = time.perf_counter()
+    clock = TrainingClock(run.elapsed_s)
     window = WindowStats()
-    run_started = started - elapsed_before  # the budget counts the time of earlier invocations
-    status = "FINISHED"
+    scores: dict[str, float] = {}  # the eval scores of the weights at step `scored_step`
+    scored_step, out_of_time, status = -1, run.elapsed_s >= budget_s, "FINISHED"
     try:
-        while step < cfg.max_steps and elapsed_before < budget_s:
+        while run.step < cfg.max_steps and not out_of_time:
+            # One optimiser step on the next batch.
             x = torch.from_numpy(next(stream)).to(rt.device, non_blocking=True)
-            skip_above = _skip_threshold(cfg, step, norm_ema)
-            args = (net, model, optimizer, x, cfg, step, generator, rt, run_started, budget_s)
+            skip_above = _skip_threshold(cfg, run.step, run.grad_norm_ema)
             try:
-                result = train_step(*args, bf16=bf16, skip_above=skip_above)
+                result = step_fn(x=x, step=run.step, bf16=bf16, skip_above=skip_above)
             except RuntimeError as err:
-                # cuDNN's LSTM takes bf16 only from cuDNN 9.13 on: "auto" falls back to fp32.
-                if not (bf16 and cfg.precision == "auto" and "bfloat16" in str(err).lower()):
+                if not _bf16_unsupported(err, bf16, cfg):
                     raise
                 print(f"bf16 autocast failed ({err}); training in fp32", file=sys.stderr)
                 bf16 = False
-                result = train_step(*args, bf16=bf16, skip_above=skip_above)
-            if result.skipped:
-                skipped += 1
-            norm = result.metrics["grad_norm"]
-            if math.isfinite(norm):
-                # A skipped outlier moves the mean only up to the threshold, so a lasting rise
-                # in gradient norms is followed within some steps instead of skipped forever.
-                norm_ema = norm if step == 0 else 0.99 * norm_ema + 0.01 * min(norm, skip_above)
-            step += 1
-            out_of_time = result.out_of_time
-
+                result = step_fn(x=x, step=run.step, bf16=bf16, skip_above=skip_above)
+            run.skipped += result.skipped
+            run.grad_norm_ema = _updated_norm_ema(run, result.metrics["grad_norm"], skip_above)
+            run.step += 1
+            if budget_s < math.inf:
+                (out_of_time,) = any_across_ranks(rt, clock.elapsed() >= budget_s)
             window.add(result.metrics)
-            if step % cfg.log_every == 0 or step == cfg.max_steps or out_of_time:
-                seconds = time.perf_counter() - window.started
-                last_logged = {
-                    **window.means(),
-                    "beta": result.beta,
-                    "lr": result.lr,
-                    "sampling_probability": result.sampling_probability,
-                    "examples_per_s": window.steps * cfg.batch_size * rt.world_size / seconds,
-                    "skipped_steps": float(skipped),
-                }
-                tracker.log_metrics(last_logged, step)
-                window = WindowStats()
-                if bar is not None:
-                    bar.set_postfix(
-                        loss=f"{last_logged['loss']:.3g}",
-                        acc=f"{last_logged['accuracy']:.3f}",
-                        kl_bits=f"{last_logged['kl_bits']:.3g}",
-                        ex_s=f"{last_logged['examples_per_s']:.0f}",
-                        refresh=False,
-                    )
             if bar is not None:
                 bar.update(1)
-            if step % cfg.checkpoint_every == 0:
-                checkpoint()
+
+            # Log the means since the last log line.
+            if run.step % cfg.log_every == 0 or run.step == cfg.max_steps or out_of_time:
+                run.train_metrics = _log_line(window, result, run.skipped, cfg, rt)
+                tracker.log_metrics(run.train_metrics, run.step)
+                _show(bar, run.train_metrics)
+                window = WindowStats()
+
+            # Evaluate and checkpoint (rank 0 only).
+            if run.step % cfg.checkpoint_every == 0 and rt.is_main:
+                scores, scored_step = evaluate(model, eval_data, cfg, run.step, rt.device), run.step
+                tracker.log_metrics(scores, run.step)
+                run.data_position, run.elapsed_s = stream.position, clock.elapsed()
+                _save(out_dir, model, optimizer, cfg, run, scores, rt.world_size)
+                if bar is None and run.train_metrics:  # `dvc repro` logs: one line
+                    line = _checkpoint_line(run.step, cfg.max_steps, run.train_metrics, scores)
+                    print(line, flush=True)
                 if window.steps == 0:
                     window.started = time.perf_counter()  # examples/s leaves the eval out
-                if bar is None and rt.is_main and last_logged:  # `dvc repro` logs: one line
-                    scores = scored["scores"]
-                    print(
-                        f"step {step}/{cfg.max_steps} loss {last_logged['loss']:.4g} "
-                        f"accuracy {last_logged['accuracy']:.3f} "
-                        f"kl_bits {last_logged['kl_bits']:.3g} "
-                        f"examples/s {last_logged['examples_per_s']:.0f}"
-                        + (
-                            f" | eval loss {scores['eval_loss']:.4g} "
-                            f"accuracy {scores['eval_accuracy']:.3f}"
-                            if scores
-                            else ""
-                        ),
-                        flush=True,
-                    )
-            if out_of_time:
-                break
     except BaseException as err:
         status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
         raise
@@ -406,46 +321,152 @@ def _train(
         if status != "FINISHED":
             tracker.end(status)
 
-    train_seconds = time.perf_counter() - started
-    if scored.get("step") != step:
-        checkpoint()
+    total_seconds = clock.elapsed()
     metrics: dict[str, Any] = {}
     if rt.is_main:
-        last_scores = scored["scores"]
-        model_step, model_scores = step, last_scores
-        if cfg.keep_best and best and best["step"] != step:
-            kept = ckpt.read_model_file(best_path) if best_path.exists() else {}
-            # best.pt is written before last.pt: one newer than the record is not this run's.
-            if kept.get("step") == best["step"]:
-                model.load_state_dict(kept["state_dict"])
-                model_step = best["step"]
-                model_scores = {k: v for k, v in best.items() if k != "step"}
-        metrics = {
-            "step": step,
-            "model_step": model_step,
-            "skipped_steps": skipped,
-            "train_minutes": round((elapsed_before + train_seconds) / 60, 3),
-            **{f"train_{k}": v for k, v in last_logged.items() if k in _FINAL_KEYS},
-            "examples_per_s": last_logged.get("examples_per_s"),
-            "eval_examples": len(eval_data),
-            **model_scores,
-            **{f"last_step_{k}": v for k, v in last_scores.items()},
-        }
-        tracker.log_metrics({"model_step": float(model_step)}, step)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        model_path = out_dir / "model.pt"
-        # model.pt holds what defines the model, so that a rerun with the same weights writes
-        # the same bytes (DVC then skips everything downstream); times and the run id go beside.
-        defining = {k: v for k, v in metrics.items() if k not in _RUN_KEYS}
-        ckpt.save_model(model_path, model, cfg, step=model_step, metrics=_plain(defining))
-        metrics_path = out_dir / "train_metrics.json"
-        record = {**_plain(metrics), "mlflow_run_id": tracker.run_id or ""}
-        metrics_path.write_text(json.dumps(record, indent=2) + "\n")
-        tracker.log_artifact(model_path, "model")
-        tracker.log_artifact(metrics_path)
-        tracker.end()
+        if scored_step != run.step:
+            scores = evaluate(model, eval_data, cfg, run.step, rt.device)
+            tracker.log_metrics(scores, run.step)
+            run.data_position, run.elapsed_s = stream.position, clock.elapsed()
+            _save(out_dir, model, optimizer, cfg, run, scores, rt.world_size)
+        metrics = _finish(model, cfg, run, scores, len(eval_data), out_dir, tracker, total_seconds)
     barrier(rt)
     return metrics
+
+
+class TrainingClock:
+    """Training time summed over every invocation of a run (the budget counts them all)."""
+
+    def __init__(self, before_s: float) -> None:
+        self.before_s, self.started = before_s, time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.before_s + time.perf_counter() - self.started
+
+
+def _save(
+    out_dir: Path,
+    model: MusicVAE,
+    optimizer: torch.optim.Optimizer,
+    cfg: Config,
+    run: ckpt.RunState,
+    scores: dict[str, float],
+    world_size: int,
+) -> None:
+    """Record the checkpoint's eval scores, keep its weights in best.pt when no earlier one
+    scored a lower eval loss, then write the resume state (rank 0)."""
+    if scores:
+        examples = run.step * cfg.batch_size * world_size
+        run.history.append({"step": run.step, "examples": examples, **scores})
+        _write_curve(out_dir / "eval_curve.csv", run.history)
+        if cfg.keep_best and (not run.best or scores["eval_loss"] < run.best["eval_loss"]):
+            best_path = out_dir / "checkpoints" / "best.pt"
+            ckpt.save_model(best_path, model, cfg, step=run.step, metrics=_plain(scores))
+            run.best = {"step": run.step, **scores}
+    ckpt.save_checkpoint(out_dir / "checkpoints" / "last.pt", model, optimizer, cfg, run)
+
+
+def _finish(
+    model: MusicVAE,
+    cfg: Config,
+    run: ckpt.RunState,
+    last_scores: dict[str, float],
+    eval_examples: int,
+    out_dir: Path,
+    tracker: tracking.RunTracker,
+    train_seconds: float,
+) -> dict[str, Any]:
+    """Write model.pt (best.pt's weights unless keep_best is off) and train_metrics.json."""
+    model_step, model_scores = run.step, last_scores
+    best_path = out_dir / "checkpoints" / "best.pt"
+    if cfg.keep_best and run.best and run.best["step"] != run.step:
+        kept = ckpt.read_model_file(best_path) if best_path.exists() else {}
+        # best.pt is written before last.pt: one newer than the record is not this run's.
+        if kept.get("step") == run.best["step"]:
+            model.load_state_dict(kept["state_dict"])
+            model_step = run.best["step"]
+            model_scores = {k: v for k, v in run.best.items() if k != "step"}
+    logged = run.train_metrics
+    metrics: dict[str, Any] = {
+        "step": run.step,
+        "model_step": model_step,
+        "skipped_steps": run.skipped,
+        "train_minutes": round(train_seconds / 60, 3),
+        **{f"train_{k}": v for k, v in logged.items() if k in _FINAL_KEYS},
+        "examples_per_s": logged.get("examples_per_s"),
+        "eval_examples": eval_examples,
+        **model_scores,
+        **{f"last_step_{k}": v for k, v in last_scores.items()},
+    }
+    tracker.log_metrics({"model_step": float(model_step)}, run.step)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = out_dir / "model.pt"
+    # model.pt holds what defines the model, so that a rerun with the same weights writes
+    # the same bytes (DVC then skips everything downstream); times and the run id go beside.
+    defining = {k: v for k, v in metrics.items() if k not in _RUN_KEYS}
+    ckpt.save_model(model_path, model, cfg, step=model_step, metrics=_plain(defining))
+    metrics_path = out_dir / "train_metrics.json"
+    record = {**_plain(metrics), "mlflow_run_id": tracker.run_id or ""}
+    metrics_path.write_text(json.dumps(record, indent=2) + "\n")
+    tracker.log_artifact(model_path, "model")
+    tracker.log_artifact(metrics_path)
+    tracker.end()
+    return metrics
+
+
+def _bf16_unsupported(err: RuntimeError, bf16: bool, cfg: Config) -> bool:
+    """cuDNN's LSTM takes bf16 only from cuDNN 9.13 on: "auto" then falls back to fp32."""
+    return bf16 and cfg.precision == "auto" and "bfloat16" in str(err).lower()
+
+
+def _updated_norm_ema(run: ckpt.RunState, norm: float, skip_above: float) -> float:
+    """The running mean of gradient norms after this step's (step 0 starts it)."""
+    if not math.isfinite(norm):
+        return run.grad_norm_ema
+    # A skipped outlier moves the mean only up to the threshold, so a lasting rise in gradient
+    # norms is followed within some steps instead of skipped forever.
+    return norm if run.step == 0 else 0.99 * run.grad_norm_ema + 0.01 * min(norm, skip_above)
+
+
+def _log_line(
+    window: WindowStats, result: StepResult, skipped: int, cfg: Config, rt: Runtime
+) -> dict[str, float]:
+    seconds = time.perf_counter() - window.started
+    return {
+        **window.means(),
+        "beta": result.beta,
+        "lr": result.lr,
+        "sampling_probability": result.sampling_probability,
+        "examples_per_s": window.steps * cfg.batch_size * rt.world_size / seconds,
+        "skipped_steps": float(skipped),
+    }
+
+
+def _progress_bar(cfg: Config, step: int):
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.max_steps, initial=step, desc=cfg.name, dynamic_ncols=True)
+
+
+def _show(bar, logged: dict[str, float]) -> None:
+    if bar is not None:
+        bar.set_postfix(
+            loss=f"{logged['loss']:.3g}",
+            acc=f"{logged['accuracy']:.3f}",
+            kl_bits=f"{logged['kl_bits']:.3g}",
+            ex_s=f"{logged['examples_per_s']:.0f}",
+            refresh=False,
+        )
+
+
+def _checkpoint_line(step: int, max_steps: int, logged: dict, scores: dict) -> str:
+    line = (
+        f"step {step}/{max_steps} loss {logged['loss']:.4g} accuracy {logged['accuracy']:.3f} "
+        f"kl_bits {logged['kl_bits']:.3g} examples/s {logged['examples_per_s']:.0f}"
+    )
+    if scores:
+        line += f" | eval loss {scores['eval_loss']:.4g} accuracy {scores['eval_accuracy']:.3f}"
+    return line
 
 
 def _skip_threshold(cfg: Config, step: int, norm_ema: float) -> float:
