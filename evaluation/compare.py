@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from evaluation import metrics as m
+from evaluation.params import CompareParams
+from pipelines.params import read_params, read_section
 
 # Roberts et al. (ICML 2018), Table 1: reconstruction accuracy on the Lakh MIDI test set,
 # (teacher-forced, sampled), keyed by (our dataset name, decoder). The paper's 16-bar drum
@@ -261,7 +263,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-dir", type=Path, default=Path("eval"))
     parser.add_argument("--models", nargs="*", help="default: every evaluated model in --eval-dir")
     parser.add_argument(
-        "--params", type=Path, help="take the models from this params.yaml's `models:` (the DAG's)"
+        "--params",
+        type=Path,
+        help="params.yaml: the models of its `models:` (the DAG's), the bootstrap of `compare:`",
     )
     parser.add_argument("--out", type=Path, help="default: <eval-dir>/comparison")
     parser.add_argument(
@@ -269,16 +273,17 @@ def main(argv: list[str] | None = None) -> None:
         metavar="MODEL",
         help="only copy MODEL's inputs of the comparison from --eval-dir to <out>/MODEL",
     )
-    parser.add_argument("--n-resamples", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-resamples", type=int, help="default: compare.n_resamples")
+    parser.add_argument("--seed", type=int, help="default: compare.seed")
     args = parser.parse_args(argv)
+    settings = read_params(args.params, "compare", CompareParams)
+    n_resamples = settings.n_resamples if args.n_resamples is None else args.n_resamples
+    seed = settings.seed if args.seed is None else args.seed
 
     if args.collect:
         collect(args.eval_dir / args.collect, (args.out or args.eval_dir) / args.collect)
         return
     if args.params:
-        from evaluation.params import read_section
-
         args.models = list(read_section(args.params, "models"))
     if args.models:
         dirs = [args.eval_dir / name for name in args.models]
@@ -286,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
         dirs = sorted(p.parent for p in args.eval_dir.glob("*/model_info.json"))
     if not dirs:
         raise SystemExit(f"no evaluated models under {args.eval_dir}")
-    comparison = compare([load_result(d) for d in dirs], args.n_resamples, args.seed)
+    comparison = compare([load_result(d) for d in dirs], n_resamples, seed)
     out = args.out or args.eval_dir / "comparison"
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.json").write_text(json.dumps(comparison, indent=2) + "\n")

@@ -42,9 +42,10 @@ from note_seq import sequences_lib
 from evaluation import audio, pianoroll, scoring
 from evaluation import interpolation as interp
 from evaluation.lm import load_lm
-from evaluation.params import EvaluateParams, read_params
+from evaluation.params import EvaluateParams
 from evaluation.testset import load_examples
 from pipelines import representation as rep
+from pipelines.params import read_params
 from training import generate, tracking
 from training.checkpoint import load_model, read_model_file, training_run_id
 

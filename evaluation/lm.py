@@ -25,7 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from evaluation.params import LMParams, read_params
+from evaluation.params import LMParams
+from pipelines.params import read_params
 
 
 @dataclass(frozen=True)

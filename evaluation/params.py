@@ -1,22 +1,12 @@
 """The parameters of the evaluation stages: one typed dataclass per section of params.yaml.
 
-Every evaluation stage reads its own section and nothing else, the same way:
-``python -m evaluation.<stage> --params params.yaml`` -> `read_params(path, SECTION, Params)`.
-The dataclass defaults are the default profile's values (a test holds params.yaml to them), so
-that a stage run by hand without params.yaml behaves as the DAG's.
+Every evaluation stage reads its own section and nothing else, the same way as the other stages:
+``--params params.yaml`` -> `pipelines.params.read_params(path, SECTION, Params)`.
 """
 
 from __future__ import annotations
 
-import typing
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
-
-P = TypeVar("P")
 
 
 @dataclass(frozen=True)
@@ -57,42 +47,15 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class CompareParams:
+    """`compare:`, hierarchical vs flat on the same test windows (evaluation/compare.py)."""
+
+    n_resamples: int = 2000  # bootstrap resamples per paired interval
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class RegisterParams:
     """`register:`, the Model Registry (evaluation/registry/register.py)."""
 
     metric: str = "sampled_accuracy"  # evaluation metric that ranks versions (higher is better)
-
-
-def read_section(path: str | Path, section: str) -> dict[str, Any]:
-    """``params[section]``; an absent file or section gives {} so that defaults apply."""
-    path = Path(path)
-    if not path.exists():
-        return {}
-    params = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(params, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
-    value = params.get(section) or {}
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{path}: section {section!r} must be a mapping")
-    return dict(value)
-
-
-def from_mapping(cls: type[P], section: str, values: Mapping[str, Any]) -> P:
-    """`cls` with `values` over its defaults; an unknown key or a value of the wrong type raises."""
-    hints = typing.get_type_hints(cls)
-    unknown = sorted(set(values) - set(hints))
-    if unknown:
-        raise ValueError(f"unknown {section} parameters {unknown}; valid: {sorted(hints)}")
-    for name, value in values.items():
-        allowed = typing.get_args(hints[name]) or (hints[name],)  # int | None -> (int, NoneType)
-        if float in allowed:
-            allowed += (int,)  # YAML writes 3 for 3.0
-        if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
-            names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
-            raise ValueError(f"{section}.{name} = {value!r}: expected {names}")
-    return cls(**values)
-
-
-def read_params(path: str | Path | None, section: str, cls: type[P]) -> P:
-    """Section `section` of the params file at `path` as `cls` (its defaults without a file)."""
-    return from_mapping(cls, section, read_section(path, section) if path else {})

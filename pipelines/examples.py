@@ -2,6 +2,7 @@
 
     python -m pipelines.examples --input datasets/notesequences --output datasets \\
         --datasets mel_2bar,mel_16bar,drums_2bar,trio_16bar
+    python -m pipelines.examples --params params.yaml   # the DAG's datasets and split fractions
 
 For every NoteSequence of stage 1 and every dataset, `pipelines.extract.windows` slices windows. Windows
 are then de-duplicated by content across the whole corpus (the copy with the smallest
@@ -26,7 +27,7 @@ import collections
 import hashlib
 import logging
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import apache_beam as beam
@@ -37,6 +38,7 @@ from pipelines.beamio import files as beam_files
 from pipelines.beamio import parquet as beam_parquet
 from pipelines.beamio.options import pipeline_options
 from pipelines.extract.windows import DATASET_SPECS, DatasetSpec, examples_from_pieces
+from pipelines.params import read_params
 from pipelines.representation import TRACKS
 
 SPLITS = ("train", "eval", "test")
@@ -496,15 +498,28 @@ def format_summary(stats: dict) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class ExamplesParams:
+    """params.yaml's `examples` section, or the command-line flags of the same names."""
+
+    datasets: str = ",".join(DATASET_SPECS)  # comma-separated names
+    eval_fraction: float = DEFAULT_EVAL_FRACTION
+    test_fraction: float = DEFAULT_TEST_FRACTION
+
+
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    """Flags over params.yaml's `examples` section (with --params) over ExamplesParams."""
+    params = argparse.ArgumentParser(add_help=False)
+    params.add_argument("--params", help="params.yaml: its examples section sets the defaults")
+    defaults = read_params(params.parse_known_args(argv)[0].params, "examples", ExamplesParams)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], parents=[params])
     parser.add_argument("--input", default="datasets/notesequences", help="stage 1's output folder")
     parser.add_argument(
         "--output", default="datasets", help="one sub-folder per dataset is written here"
     )
-    parser.add_argument("--datasets", default=",".join(DATASET_SPECS), help="comma-separated names")
-    parser.add_argument("--eval_fraction", type=float, default=DEFAULT_EVAL_FRACTION)
-    parser.add_argument("--test_fraction", type=float, default=DEFAULT_TEST_FRACTION)
+    parser.add_argument("--datasets", default=defaults.datasets, help="comma-separated names")
+    parser.add_argument("--eval_fraction", type=float, default=defaults.eval_fraction)
+    parser.add_argument("--test_fraction", type=float, default=defaults.test_fraction)
     parser.add_argument(
         "--num_shards", type=int, default=0, help="files per split; 0 = from the row count"
     )

@@ -1,6 +1,7 @@
 """Stage 1 of the data pipeline: music files → one Parquet table of NoteSequences.
 
     python -m pipelines.notesequences --input 'data/**/*.mid' --output datasets/notesequences
+    python -m pipelines.notesequences --input data --params params.yaml   # the DAG's limits
 
 `--input` is a recursive glob (local or gs://) or a directory (every MIDI/MusicXML file below
 it). The id of a file is the sha256 of its bytes; identical files collapse to one row under their
@@ -37,6 +38,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.beamio import files as beam_files
 from pipelines.beamio import parquet as beam_parquet
 from pipelines.beamio.options import pipeline_options
+from pipelines.params import read_params
 
 MIDI_EXTENSIONS = (".mid", ".midi", ".kar")
 MUSICXML_EXTENSIONS = (".xml", ".musicxml", ".mxl")
@@ -98,7 +100,8 @@ OUTPUT_PATTERNS = [
 
 @dataclass(frozen=True)
 class Limits:
-    """What a usable file may not exceed (command-line flags of the same names)."""
+    """What a usable file may not exceed: params.yaml's `notesequences` section, or the
+    command-line flags of the same names."""
 
     max_file_bytes: int = 10 * 2**20
     max_notes: int = 200_000
@@ -396,8 +399,11 @@ def format_summary(stats: dict) -> str:
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    defaults = Limits()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    """Flags over params.yaml's `notesequences` section (with --params) over Limits' defaults."""
+    params = argparse.ArgumentParser(add_help=False)
+    params.add_argument("--params", help="params.yaml: its notesequences section sets the limits")
+    defaults = read_params(params.parse_known_args(argv)[0].params, "notesequences", Limits)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], parents=[params])
     parser.add_argument(
         "--input", default="data/", help="recursive glob or directory (local or gs://)"
     )

@@ -15,9 +15,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from evaluation import compare, evaluate, lm, scoring
-from evaluation.params import EvaluateParams, LMParams, read_params
+from evaluation.params import EvaluateParams, LMParams
 from evaluation.testset import load_examples, split_ids
 from pipelines import representation as rep
+from pipelines.params import read_params
 from training.configs import get_config
 from training.model import MusicVAE, VAEOutput
 

@@ -1,20 +1,23 @@
-"""The evaluation stages' parameters: one typed source of defaults, params.yaml held to it."""
+"""The stages' parameters: one typed source of defaults per section, params.yaml held to it."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 
-from evaluation.params import (
-    EvaluateParams,
-    LMParams,
-    RegisterParams,
-    from_mapping,
-    read_params,
-)
+from evaluation.params import CompareParams, EvaluateParams, LMParams, RegisterParams
+from pipelines import examples, notesequences
+from pipelines.params import from_mapping, read_params
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
-SECTIONS = {"lm": LMParams, "evaluate": EvaluateParams, "register": RegisterParams}
+SECTIONS = {
+    "notesequences": notesequences.Limits,
+    "examples": examples.ExamplesParams,
+    "lm": LMParams,
+    "evaluate": EvaluateParams,
+    "compare": CompareParams,
+    "register": RegisterParams,
+}
 
 
 @pytest.mark.parametrize("section", sorted(SECTIONS))
@@ -48,3 +51,21 @@ def test_a_stage_reads_its_section_only_and_rejects_unknown_or_mistyped_values(t
         from_mapping(EvaluateParams, "evaluate", {"seed": True})
     with pytest.raises(ValueError, match="register.metric = None"):
         from_mapping(RegisterParams, "register", {"metric": None})
+
+
+def test_beam_stages_take_their_section_from_params_yaml_and_flags_over_it(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        yaml.safe_dump({"notesequences": {"max_notes": 50}, "examples": {"datasets": "mel_2bar"}})
+    )
+    args, beam_args = notesequences.parse_args(["--params", str(path), "--runner", "DirectRunner"])
+    assert (args.max_notes, args.max_qpm) == (50, notesequences.Limits().max_qpm)
+    assert beam_args == ["--runner", "DirectRunner"]  # the rest stays Beam's
+    args, _ = notesequences.parse_args(["--params", str(path), "--max_notes", "7"])
+    assert args.max_notes == 7
+    args, _ = examples.parse_args(["--params", str(path)])
+    assert (args.datasets, args.eval_fraction) == ("mel_2bar", 0.05)
+    assert examples.parse_args([])[0].datasets == examples.ExamplesParams().datasets
+    path.write_text(yaml.safe_dump({"examples": {"eval_fraction": "a lot"}}))
+    with pytest.raises(ValueError, match="examples.eval_fraction"):
+        examples.parse_args(["--params", str(path)])

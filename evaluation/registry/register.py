@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evaluation.params import RegisterParams, read_params
+from evaluation.params import RegisterParams
 from evaluation.registry.versions import (
     ModelSource,
     Registration,
@@ -31,6 +31,7 @@ from evaluation.registry.versions import (
     registered_model_name,
     selection_value,
 )
+from pipelines.params import read_params
 
 DEFAULT_METRIC = RegisterParams().metric
 
