@@ -2,6 +2,7 @@
 
     python bench/launch.py                                   # the default run's three models
     python bench/launch.py --configs hierdec-mel_16bar_cpu --steps 100
+    python bench/launch.py --configs cat-mel_2bar_small --set batch_size=64 --steps 30
 
 Each row is a real short run of `training.train` on the default datasets (torchrun with gloo DDP
 for two processes), with MLflow off and no checkpoint before the last step. The figure is the
@@ -33,7 +34,13 @@ LAUNCHES = [(1, 1, "fp32"), (1, 2, "fp32"), (2, 1, "fp32"), (1, 1, "bf16"), (2, 
 
 
 def run_rate(
-    config: str, procs: int, threads: int, precision: str, steps: int, data: Path
+    config: str,
+    procs: int,
+    threads: int,
+    precision: str,
+    steps: int,
+    data: Path,
+    extra_sets: list[str] | None = None,
 ) -> float:
     """examples/s over the last logged window of a `steps`-step run."""
     with tempfile.TemporaryDirectory() as out:
@@ -43,6 +50,7 @@ def run_rate(
             else [sys.executable, "-m"]
         )
         sets = [f"precision={precision}", f"cpu_threads={threads}", "checkpoint_every=1000000"]
+        sets += extra_sets or []
         command = [
             *launcher,
             "training.train",
@@ -70,7 +78,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--configs", nargs="*", default=DEFAULT_CONFIGS)
     parser.add_argument("--steps", type=int, default=100, help="steps per run (logged every 10)")
     parser.add_argument("--data", type=Path, default=REPO_ROOT / "datasets")
+    parser.add_argument(
+        "--launches",
+        nargs="*",
+        metavar="PxTxPREC",
+        help="subset of the grid, e.g. 1x1xfp32 2x1xbf16 (the first is the reference)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every run, e.g. batch_size=64 (repeatable)",
+    )
     args = parser.parse_args(argv)
+    launches = LAUNCHES
+    if args.launches:
+        launches = [(int(p), int(t), prec) for p, t, prec in (s.split("x") for s in args.launches)]
 
     missing = [c for c in args.configs if not (args.data / get_config(c).dataset).is_dir()]
     if missing:
@@ -82,12 +106,12 @@ def main(argv: list[str] | None = None) -> None:
     print("-" * len(header))
     for config in args.configs:
         reference = None
-        for procs, threads, precision in LAUNCHES:
+        for procs, threads, precision in launches:
             label = f"{config:24} {procs:>5} {threads:>7} {precision:>9}"
             if precision == "bf16" and not native:
                 print(f"{label} {'skipped: no native bf16':>15}")
                 continue
-            rate = run_rate(config, procs, threads, precision, args.steps, args.data)
+            rate = run_rate(config, procs, threads, precision, args.steps, args.data, args.set)
             reference = reference or rate
             print(f"{label} {rate:8.0f} {rate / reference:5.2f}x", flush=True)
 
