@@ -31,6 +31,10 @@ def read_section(path: str | Path, section: str) -> dict[str, Any]:
     return dict(value)
 
 
+def _allowed(hint: Any) -> tuple[type, ...]:
+    return typing.get_args(hint) or (hint,)  # int | None -> (int, NoneType)
+
+
 def from_mapping(cls: type[P], section: str, values: Mapping[str, Any]) -> P:
     """`cls` with `values` over its defaults; an unknown key or a value of the wrong type raises."""
     hints = typing.get_type_hints(cls)
@@ -38,12 +42,14 @@ def from_mapping(cls: type[P], section: str, values: Mapping[str, Any]) -> P:
     if unknown:
         raise ValueError(f"unknown {section} parameters {unknown}; valid: {sorted(hints)}")
     for name, value in values.items():
-        allowed = typing.get_args(hints[name]) or (hints[name],)  # int | None -> (int, NoneType)
+        allowed = _allowed(hints[name])
         if float in allowed:
             allowed += (int,)  # YAML writes 3 for 3.0
         if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
             names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
             raise ValueError(f"{section}.{name} = {value!r}: expected {names}")
+    # 10 from YAML and 10.0 from a flag must give the same stage outputs (stats.json included)
+    values = {k: float(v) if float in _allowed(hints[k]) and type(v) is int else v for k, v in values.items()}
     return cls(**values)
 
 

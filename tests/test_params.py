@@ -43,6 +43,9 @@ def test_a_stage_reads_its_section_only_and_rejects_unknown_or_mistyped_values(t
     assert read_params(path, "evaluate", EvaluateParams) == EvaluateParams()
     assert read_params(tmp_path / "absent.yaml", "register", RegisterParams) == RegisterParams()
     assert from_mapping(EvaluateParams, "evaluate", {"max_examples": None}).max_examples is None
+    # YAML's 10 for a float field arrives as 10.0, as the flag would give it.
+    limits = from_mapping(notesequences.Limits, "notesequences", {"min_qpm": 10})
+    assert type(limits.min_qpm) is float and type(limits.max_notes) is int
     with pytest.raises(ValueError, match=r"unknown lm parameters \['hiden_size'\]"):
         from_mapping(LMParams, "lm", {"hiden_size": 3})
     with pytest.raises(ValueError, match="lm.train_steps = '5': expected int"):
