@@ -7,11 +7,14 @@
 For every NoteSequence of stage 1 and every dataset, `pipelines.extract.windows` slices windows. Windows
 are then de-duplicated by content across the whole corpus (the copy with the smallest
 (source_id, piece, start_bar, program) is kept, so the result does not depend on the runner) and
-split into train/eval/test by a stable hash of the source file's id, so a piece never lands in
-two splits and the same file lands in the same split in every dataset. Output, per dataset:
+split into train/eval/test by a stable hash of the source file's tune family (`pipelines.splits`:
+sources whose 16-bar windows are near-copies, in any key), so a tune and its variants never land
+in two splits and a file lands in the same split in every dataset. In the 2-bar datasets, eval
+and test windows within 5 % of a train window are dropped. Output, per dataset:
 
     <output>/<dataset>/{train,eval,test}-SSSSS-of-NNNNN.parquet   (at least one file per split)
-    <output>/<dataset>/stats.json   counts per filter reason, per stage and per split
+    <output>/<dataset>/stats.json   counts per filter reason, per stage and per split; the
+        families, the near-copies dropped, and a leakage check of a sample of test windows
 
 Nothing is collected in memory but one output file's rows: windows stream from the extraction
 through a combine-per-key (the de-duplication) to `beam_parquet.WriteSortedParquet`, which puts
@@ -27,7 +30,7 @@ import collections
 import hashlib
 import logging
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import NamedTuple
 
 import apache_beam as beam
@@ -40,10 +43,16 @@ from pipelines.beamio.options import pipeline_options
 from pipelines.extract.windows import DATASET_SPECS, DatasetSpec, examples_from_pieces
 from pipelines.params import read_params
 from pipelines.representation import TRACKS
+from pipelines.splits.families import FindFamilies
+from pipelines.splits.leakage import DropNearCopies, MeasureLeakage
 
 SPLITS = ("train", "eval", "test")
 DEFAULT_EVAL_FRACTION = 0.05
 DEFAULT_TEST_FRACTION = 0.05
+DEFAULT_FAMILY_THRESHOLD = 0.10
+DEFAULT_NEAR_COPY_THRESHOLD = 0.05
+DEFAULT_FAMILY_MIN_BARS = 16
+DEFAULT_LEAKAGE_SAMPLE = 300
 # What the writer of one output file holds in memory (its rows, sorted) when --num_shards is 0.
 SHARD_MEMORY_BYTES = 128 * 2**20
 _LOG = logging.getLogger(__name__)
@@ -123,6 +132,7 @@ beam.coders.registry.register_coder(Candidate, CandidateCoder)
 # Keys of the per-dataset counts that become stats.json: (group, name), e.g. ("filter",
 # "melody:too_short") or ("split", "train"); STAGE counts go to stats.json's "stages".
 STAGE, FILTER, SPLIT, METER, SOURCES = "stage", "filter", "split", "meter", "sources"
+DROPPED, SKIPPED = "near_copies_dropped", "near_copy_buckets_skipped"
 
 
 class ExtractExamples(beam.DoFn):
@@ -238,14 +248,16 @@ def to_row(
     specs: dict[str, DatasetSpec],
     eval_fraction: float,
     test_fraction: float,
+    families: dict[str, str],
 ) -> tuple[str, dict]:
-    """(dataset, row of the dataset's schema)."""
+    """(dataset, row of the dataset's schema); the split is that of the source's family."""
     (dataset, key), (candidate, _) = dataset_key, kept
+    family = families.get(candidate.source_id, candidate.source_id)
     row = {
         "id": key,
         "source_id": candidate.source_id,
         "source_path": candidate.source_path,
-        "split": split_of(candidate.source_id, eval_fraction, test_fraction),
+        "split": split_of(family, eval_fraction, test_fraction),
         "start_bar": candidate.start_bar,
         "program": candidate.program,
         "piece": candidate.piece,
@@ -278,8 +290,15 @@ class MergeCounts(beam.CombineFn):
         return dict(accumulator)
 
 
-def make_stats(dataset: str, counts: dict, spec: DatasetSpec) -> dict:
-    """stats.json of one dataset, from its merged counts."""
+def make_stats(
+    dataset: str,
+    counts: dict,
+    spec: DatasetSpec,
+    leakage: dict | None = None,
+    families: dict | None = None,
+) -> dict:
+    """stats.json of one dataset, from its merged counts, its leakage check and the run's
+    families."""
 
     def group(name: str) -> dict[str, int]:
         return {k: v for (g, k), v in sorted(counts.items()) if g == name}
@@ -291,6 +310,7 @@ def make_stats(dataset: str, counts: dict, spec: DatasetSpec) -> dict:
         "sequences_with_examples": stage.get("sequences_with_examples", 0),
         "examples_extracted": stage.get("examples_extracted", 0),
         "examples_after_dedup": stage.get("examples_after_dedup", 0),
+        "near_copies_dropped": sum(group(DROPPED).values()),
         "examples_written": sum(splits.values()),
     }
     spec_fields = asdict(spec)
@@ -316,6 +336,13 @@ def make_stats(dataset: str, counts: dict, spec: DatasetSpec) -> dict:
         "examples_by_meter": group(METER),
         "splits": splits,
         "source_files_by_split": {split: counts.get((SOURCES, split), 0) for split in SPLITS},
+        "near_copies": {
+            "dropped_by_split": group(DROPPED),
+            "buckets_skipped": counts.get((SKIPPED, "buckets"), 0),
+            "windows_in_skipped_buckets": counts.get((SKIPPED, "windows"), 0),
+        },
+        "families": families or {},
+        "leakage": leakage or {},
     }
 
 
@@ -331,33 +358,63 @@ def _row_counts(element) -> tuple[str, collections.Counter]:
     return dataset, collections.Counter({(SPLIT, row["split"]): 1, (METER, row["meter"]): 1})
 
 
-class ToExamples(beam.PTransform):
-    """pyarrow Tables of stage-1 rows → {"rows": (dataset, row) after de-duplication,
-    "counts": (dataset, Counter) to merge into stats}."""
+@dataclass(frozen=True)
+class SplitParams:
+    """How windows are split: fractions of families, and the near-copy checks (see
+    pipelines.splits)."""
 
-    def __init__(
-        self,
-        specs: list[DatasetSpec],
-        eval_fraction: float = DEFAULT_EVAL_FRACTION,
-        test_fraction: float = DEFAULT_TEST_FRACTION,
-    ):
+    eval_fraction: float = DEFAULT_EVAL_FRACTION
+    test_fraction: float = DEFAULT_TEST_FRACTION
+    family_threshold: float = DEFAULT_FAMILY_THRESHOLD
+    near_copy_threshold: float = DEFAULT_NEAR_COPY_THRESHOLD
+    family_min_bars: int = DEFAULT_FAMILY_MIN_BARS
+    leakage_sample: int = DEFAULT_LEAKAGE_SAMPLE
+
+    def links_families(self, spec: DatasetSpec) -> bool:
+        """Long windows link their sources into families; in short ones a shared window is as
+        likely a stock figure, so held-out near-copies of train windows are dropped instead."""
+        return spec.num_bars >= self.family_min_bars
+
+
+class ToExamples(beam.PTransform):
+    """pyarrow Tables of stage-1 rows → {"rows": (dataset, row) after de-duplication, split by
+    family and without held-out near-copies, "counts": (dataset, Counter) to merge into stats,
+    "leakage": (dataset, stats entry), "families": the families' stats entry}."""
+
+    def __init__(self, specs: list[DatasetSpec], splits: SplitParams | None = None):
         super().__init__()
         self._specs = specs
-        self._eval_fraction = eval_fraction
-        self._test_fraction = test_fraction
+        self._splits = splits or SplitParams()
 
     def expand(self, tables):
         specs = {spec.name: spec for spec in self._specs}
+        kinds = {spec.name: spec.kind for spec in self._specs}
+        splits = self._splits
+        linking = {name: kinds[name] for name, s in specs.items() if splits.links_families(s)}
+        dropping = {name: kinds[name] for name in specs if name not in linking}
         extracted = tables | "Extract" >> beam.ParDo(ExtractExamples(self._specs)).with_outputs(
             "counts", main="windows"
         )
+        # Families see every copy of a window, before de-duplication keeps one source of it.
+        families = (
+            extracted.windows
+            | "FamilyWindows" >> beam.Filter(lambda e: e[0][0] in linking)
+            | "ToFamilyWindow" >> beam.Map(lambda e: (e[0][0], e[1].source_id, e[1].tokens))
+            | "FindFamilies" >> FindFamilies(linking, splits.family_threshold)
+        )
         kept = extracted.windows | "DedupAcrossCorpus" >> beam.CombinePerKey(KeepFirstCopy())
-        rows = kept | "ToRow" >> beam.Map(
+        split_rows = kept | "ToRow" >> beam.Map(
             lambda element, **kw: to_row(*element, **kw),
             specs=specs,
-            eval_fraction=self._eval_fraction,
-            test_fraction=self._test_fraction,
+            eval_fraction=splits.eval_fraction,
+            test_fraction=splits.test_fraction,
+            families=beam.pvalue.AsDict(families["families"]),
         )
+        checked = split_rows | "DropNearCopies" >> DropNearCopies(
+            dropping, splits.near_copy_threshold
+        )
+        rows = checked["rows"]
+        leakage = rows | "MeasureLeakage" >> MeasureLeakage(kinds, splits.leakage_sample)
         sources = (
             rows
             | "SourceOfRow" >> beam.Map(lambda e: (e[0], e[1]["split"], e[1]["source_id"]))
@@ -372,11 +429,37 @@ class ToExamples(beam.PTransform):
             kept | "DedupCounts" >> beam.Map(_dedup_counts),
             rows | "RowCounts" >> beam.Map(_row_counts),
             sources,
+            checked["skipped"]
+            | "SkippedCounts"
+            >> beam.MapTuple(
+                lambda dataset, n: (
+                    dataset,
+                    collections.Counter({(SKIPPED, "buckets"): 1, (SKIPPED, "windows"): n}),
+                )
+            ),
+            checked["dropped"]
+            | "DroppedCounts"
+            >> beam.MapTuple(
+                lambda dataset, split: (dataset, collections.Counter({(DROPPED, split): 1}))
+            ),
             # Every dataset gets stats, even when no sequence reached it.
             tables.pipeline
             | "EveryDataset" >> beam.Create([(name, collections.Counter()) for name in specs]),
         ) | "AllCounts" >> beam.Flatten()
-        return {"rows": rows, "counts": counts}
+        return {
+            "rows": rows,
+            "counts": counts,
+            "leakage": leakage,
+            "families": families["summary"]
+            | "Policy"
+            >> beam.Map(
+                lambda summary: {
+                    **summary,
+                    "linked_by": sorted(linking),
+                    "near_copies_dropped_in": sorted(dropping),
+                }
+            ),
+        }
 
 
 class WriteDatasets(beam.PTransform):
@@ -422,7 +505,14 @@ class WriteDatasets(beam.PTransform):
             outputs["counts"]
             | "MergeCounts" >> beam.CombinePerKey(MergeCounts())
             | "Stats"
-            >> beam.MapTuple(lambda name, counts: (name, make_stats(name, counts, specs[name])))
+            >> beam.Map(
+                lambda item, leakage, families: (
+                    item[0],
+                    make_stats(item[0], item[1], specs[item[0]], leakage.get(item[0]), families),
+                ),
+                leakage=beam.pvalue.AsDict(outputs["leakage"]),
+                families=beam.pvalue.AsSingleton(outputs["families"]),
+            )
             | "WriteStats"
             >> beam.MapTuple(
                 lambda name, stats: beam_files.write_json(f"{output}/{name}/stats.json", stats)
@@ -470,15 +560,14 @@ def build_pipeline(
     input_folder: str,
     output: str,
     specs: list[DatasetSpec],
-    eval_fraction: float = DEFAULT_EVAL_FRACTION,
-    test_fraction: float = DEFAULT_TEST_FRACTION,
+    splits: SplitParams | None = None,
     num_shards: int = 0,
 ) -> None:
     """Adds stage 2 to `pipeline`."""
     _ = (
         pipeline
         | "ReadNoteSequences" >> ReadNoteSequences(input_folder)
-        | "ToExamples" >> ToExamples(specs, eval_fraction, test_fraction)
+        | "ToExamples" >> ToExamples(specs, splits)
         | "WriteDatasets" >> WriteDatasets(output, specs, num_shards)
     )
 
@@ -499,12 +588,10 @@ def format_summary(stats: dict) -> str:
 
 
 @dataclass(frozen=True)
-class ExamplesParams:
+class ExamplesParams(SplitParams):
     """params.yaml's `examples` section, or the command-line flags of the same names."""
 
     datasets: str = ",".join(DATASET_SPECS)  # comma-separated names
-    eval_fraction: float = DEFAULT_EVAL_FRACTION
-    test_fraction: float = DEFAULT_TEST_FRACTION
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -518,8 +605,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         "--output", default="datasets", help="one sub-folder per dataset is written here"
     )
     parser.add_argument("--datasets", default=defaults.datasets, help="comma-separated names")
-    parser.add_argument("--eval_fraction", type=float, default=defaults.eval_fraction)
-    parser.add_argument("--test_fraction", type=float, default=defaults.test_fraction)
+    for field in fields(SplitParams):
+        kind = float if field.type in (float, "float") else int
+        parser.add_argument(f"--{field.name}", type=kind, default=getattr(defaults, field.name))
     parser.add_argument(
         "--num_shards", type=int, default=0, help="files per split; 0 = from the row count"
     )
@@ -535,6 +623,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         or min(args.eval_fraction, args.test_fraction) < 0
     ):
         raise SystemExit("--eval_fraction and --test_fraction must be >= 0 and sum to less than 1")
+    if (
+        not 0
+        <= min(args.family_threshold, args.near_copy_threshold)
+        <= max(args.family_threshold, args.near_copy_threshold)
+        < 1
+    ):
+        raise SystemExit("--family_threshold and --near_copy_threshold must be in [0, 1)")
+    if args.family_min_bars < 1 or args.leakage_sample < 0:
+        raise SystemExit("--family_min_bars must be >= 1 and --leakage_sample >= 0")
     if not beam_files.exists(f"{args.input.rstrip('/')}/notesequences-*.parquet"):
         raise SystemExit(
             f"no notesequences-*.parquet in {args.input!r}: run pipelines.notesequences first"
@@ -544,16 +641,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         beam_files.make_dirs(folder)
         shards = beam_parquet.output_patterns([f"{split}-*.parquet" for split in SPLITS])
         beam_files.clear_outputs(folder, [*shards, "stats.json"])
+    splits = SplitParams(**{field.name: getattr(args, field.name) for field in fields(SplitParams)})
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
-    build_pipeline(
-        pipeline,
-        args.input,
-        args.output,
-        specs,
-        args.eval_fraction,
-        args.test_fraction,
-        args.num_shards,
-    )
+    build_pipeline(pipeline, args.input, args.output, specs, splits, args.num_shards)
     result = pipeline.run()
     result.wait_until_finish()
     all_stats = {}

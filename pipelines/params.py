@@ -49,7 +49,10 @@ def from_mapping(cls: type[P], section: str, values: Mapping[str, Any]) -> P:
             names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
             raise ValueError(f"{section}.{name} = {value!r}: expected {names}")
     # 10 from YAML and 10.0 from a flag must give the same stage outputs (stats.json included)
-    values = {k: float(v) if float in _allowed(hints[k]) and type(v) is int else v for k, v in values.items()}
+    values = {
+        k: float(v) if float in _allowed(hints[k]) and type(v) is int else v
+        for k, v in values.items()
+    }
     return cls(**values)
 
 

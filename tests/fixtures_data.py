@@ -90,10 +90,22 @@ def melody_notes(
     return notes
 
 
-def bass_notes(bars: int) -> list[tuple[int, float, float]]:
-    return [
-        (36 + (bar % 4) * 2, bar * 4.0 + half * 2, 2.0) for bar in range(bars) for half in range(2)
-    ]
+def bass_notes(bars: int, seed: int | None = None) -> list[tuple[int, float, float]]:
+    """Halves on a four-bar root pattern; with a seed, a bass line of its own (random rhythm and
+    roots), so that generated band files share no near-copy of a bass line."""
+    if seed is None:
+        return [
+            (36 + (bar % 4) * 2, bar * 4.0 + half * 2, 2.0)
+            for bar in range(bars)
+            for half in range(2)
+        ]
+    rng = np.random.default_rng(seed)
+    notes, time = [], 0.0
+    while time < bars * 4:
+        beats = float(rng.choice([0.5, 1.0, 1.5, 2.0]))
+        notes.append((int(rng.integers(33, 52)), time, beats))
+        time += beats
+    return notes
 
 
 def drum_notes(bars: int) -> list[tuple[int, float, float]]:
@@ -136,7 +148,7 @@ def band_file(kind: str, i: int) -> GeneratedFile:
     trio = make_sequence(
         [
             (i % 8, False, melody_notes(20, 4, seed=200 + i, low=62)),
-            (32 + i % 8, False, bass_notes(20)),
+            (32 + i % 8, False, bass_notes(20, seed=400 + i)),
             (0, True, random_drum_notes(20, seed=300 + i)),
         ]
     )
