@@ -1,16 +1,19 @@
-"""Benchmark of the two Beam stages on a corpus folder, with 1 and 2 DirectRunner workers.
+"""Benchmark of the two Beam stages on a corpus folder, with 1 and 2 workers of each runner.
 
-    python bench/pipeline.py [--corpus data/] [--workers 1,2] [--json out.json]
+    python bench/pipeline.py [--corpus data/] [--workers 1,2] [--runners direct,dask] [--json out.json]
 
-Each stage runs as its own process exactly as the DVC stage runs it (`python -m pipelines.…`,
-multi-processing DirectRunner). The process tree (the runner and its worker processes) is sampled
-every 0.1 s: wall time, CPU seconds (user + system, summed over every process of the tree) and
-peak RSS (the largest sum over the tree at one sample, and the largest single process).
+Each stage runs as its own process exactly as the DVC stage runs it (`python -m pipelines.…`):
+on the multi-processing DirectRunner, or on a local dask.distributed cluster of that many worker
+processes (`pipelines.beamio.dask.DaskRunner`). The processes (the stage, its DirectRunner
+workers, the dask workers) are sampled every 0.1 s: wall time, CPU seconds (user + system,
+summed over every process, counted from the stage's start) and peak RSS (the largest sum at one
+sample, and the largest single process).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -27,6 +30,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @dataclass
 class Measure:
     stage: str
+    runner: str
     workers: int
     wall_s: float
     cpu_s: float
@@ -37,19 +41,27 @@ class Measure:
     items_per_s: float
 
 
-def run_measured(cmd: list[str], log_path: str) -> tuple[float, float, float, float, int]:
-    """Runs `cmd`; returns (wall s, CPU s, peak tree RSS MB, peak process RSS MB, processes)."""
+def _tree(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def run_measured(
+    cmd: list[str], log_path: str, helpers: list[psutil.Process] = ()
+) -> tuple[float, float, float, float, int]:
+    """Runs `cmd`; returns (wall s, CPU s, peak tree RSS MB, peak process RSS MB, processes),
+    counting the process trees of `helpers` (a dask cluster's workers) with the command's."""
     cpu_by_pid: dict[int, float] = {}
+    cpu_before = {p.pid: sum(p.cpu_times()[:2]) for helper in helpers for p in _tree(helper)}
     peak_tree = peak_process = 0
     start = time.perf_counter()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
         root = psutil.Process(proc.pid)
         while proc.poll() is None:
-            try:
-                tree = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                break
+            tree = _tree(root) + [p for helper in helpers for p in _tree(helper)]
             rss = 0
             for p in tree:
                 try:
@@ -57,7 +69,7 @@ def run_measured(cmd: list[str], log_path: str) -> tuple[float, float, float, fl
                     mem = p.memory_info().rss
                 except psutil.NoSuchProcess:
                     continue
-                cpu_by_pid[p.pid] = times.user + times.system
+                cpu_by_pid[p.pid] = times.user + times.system - cpu_before.get(p.pid, 0.0)
                 rss += mem
                 peak_process = max(peak_process, mem)
             peak_tree = max(peak_tree, rss)
@@ -68,9 +80,10 @@ def run_measured(cmd: list[str], log_path: str) -> tuple[float, float, float, fl
     return wall, sum(cpu_by_pid.values()), peak_tree / 2**20, peak_process / 2**20, len(cpu_by_pid)
 
 
-def bench(corpus: str, workers: int, work_dir: str) -> tuple[list[Measure], dict]:
-    out = os.path.join(work_dir, f"workers{workers}")
-    beam_args = [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+def bench(
+    corpus: str, runner: str, workers: int, work_dir: str, helpers: list, beam_args: list[str]
+) -> tuple[list[Measure], dict]:
+    out = os.path.join(work_dir, f"{runner}{workers}")
     stage1 = [
         sys.executable,
         "-m",
@@ -90,14 +103,14 @@ def bench(corpus: str, workers: int, work_dir: str) -> tuple[list[Measure], dict
         out,
     ]
     measures = []
-    wall, cpu, tree, proc, n = run_measured(stage1 + beam_args, f"{out}.notesequences.log")
+    wall, cpu, tree, proc, n = run_measured(stage1 + beam_args, f"{out}.notesequences.log", helpers)
     with open(f"{out}/notesequences/stats.json") as f:
         stats1 = json.load(f)
     files = stats1["files_in"]
     measures.append(
-        Measure("notesequences", workers, wall, cpu, tree, proc, n, files, files / wall)
+        Measure("notesequences", runner, workers, wall, cpu, tree, proc, n, files, files / wall)
     )
-    wall, cpu, tree, proc, n = run_measured(stage2 + beam_args, f"{out}.examples.log")
+    wall, cpu, tree, proc, n = run_measured(stage2 + beam_args, f"{out}.examples.log", helpers)
     stats2 = {}
     for name in sorted(os.listdir(out)):
         path = os.path.join(out, name, "stats.json")
@@ -106,19 +119,43 @@ def bench(corpus: str, workers: int, work_dir: str) -> tuple[list[Measure], dict
                 stats2[name] = json.load(f)
     examples = sum(s["stages"]["examples_written"] for s in stats2.values())
     measures.append(
-        Measure("examples", workers, wall, cpu, tree, proc, n, examples, examples / wall)
+        Measure("examples", runner, workers, wall, cpu, tree, proc, n, examples, examples / wall)
     )
     return measures, {"notesequences": stats1, **stats2}
 
 
+@contextlib.contextmanager
+def runner_args(runner: str, workers: int):
+    """(processes to measure beside each stage, Beam flags) for `workers` workers of `runner`."""
+    if runner == "direct":
+        yield [], [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+        return
+    if runner != "dask":
+        raise SystemExit(f"unknown runner {runner!r}: direct or dask")
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        me = psutil.Process()
+        helpers = [p for p in me.children() if p.pid != me.pid]
+        yield (
+            helpers,
+            [
+                "--runner=pipelines.beamio.dask.DaskRunner",
+                f"--dask_client_address={cluster.scheduler_address}",
+            ],
+        )
+
+
 def print_table(measures: list[Measure]) -> None:
     print(
-        f"{'stage':<14}{'workers':>8}{'wall s':>9}{'CPU s':>9}{'peak RSS MB':>13}{'max proc MB':>13}{'items':>10}{'items/s':>10}"
+        f"{'stage':<14}{'runner':>8}{'workers':>8}{'wall s':>9}{'CPU s':>9}{'peak RSS MB':>13}{'max proc MB':>13}{'items':>10}{'items/s':>10}"
     )
     for m in measures:
         items = f"{m.items:>10,}{m.items_per_s:>10.1f}" if m.items else f"{'-':>10}{'-':>10}"
         print(
-            f"{m.stage:<14}{m.workers:>8}{m.wall_s:>9.1f}{m.cpu_s:>9.1f}{m.peak_rss_mb:>13.0f}"
+            f"{m.stage:<14}{m.runner:>8}{m.workers:>8}{m.wall_s:>9.1f}{m.cpu_s:>9.1f}{m.peak_rss_mb:>13.0f}"
             f"{m.peak_process_rss_mb:>13.0f}{items}"
         )
     print("items: files in (notesequences), examples written (examples)")
@@ -146,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", default="data/", help="corpus folder or glob (stage 1 --input)")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    parser.add_argument("--runners", default="direct", help="comma-separated: direct, dask")
     parser.add_argument("--work_dir", default=None, help="where outputs go (default: a temp dir)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -153,12 +191,16 @@ def main(argv: list[str] | None = None) -> None:
     measures, stats = [], {}
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
         work_dir = args.work_dir or tmp
-        for workers in (int(w) for w in args.workers.split(",")):
-            os.makedirs(os.path.join(work_dir, f"workers{workers}"), exist_ok=True)
-            m, stats = bench(corpus, workers, work_dir)
+        for runner, workers in (
+            (r, int(w)) for r in args.runners.split(",") for w in args.workers.split(",")
+        ):
+            os.makedirs(os.path.join(work_dir, f"{runner}{workers}"), exist_ok=True)
+            with runner_args(runner, workers) as (helpers, beam_args):
+                m, stats = bench(corpus, runner, workers, work_dir, helpers, beam_args)
             measures += m
             total = Measure(
                 "both stages",
+                runner,
                 workers,
                 *(sum(getattr(x, f) for x in m) for f in ("wall_s", "cpu_s")),
                 max(x.peak_rss_mb for x in m),
