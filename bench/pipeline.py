@@ -1,6 +1,7 @@
 """Benchmark of the two Beam stages on a corpus folder, with 1 and 2 workers of each runner.
 
     python bench/pipeline.py [--corpus data/] [--workers 1,2] [--runners direct,dask] [--json out.json]
+    python bench/pipeline.py --scales 1,4,16 --base 1000 [--workers 2]   # memory against corpus size
 
 Each stage runs as its own process exactly as the DVC stage runs it (`python -m pipelines.…`):
 on the multi-processing DirectRunner, or on a local dask.distributed cluster of that many worker
@@ -8,6 +9,10 @@ processes (`pipelines.beamio.dask.DaskRunner`). The processes (the stage, its Di
 workers, the dask workers) are sampled every 0.1 s: wall time, CPU seconds (user + system,
 summed over every process, counted from the stage's start) and peak RSS (the largest sum at one
 sample, and the largest single process).
+
+--scales builds corpora of `base` files of --corpus times each scale, every copy of a file
+transposed by its own number of semitones (distinct bytes, since identical files would collapse
+into one), and prints peak RSS and files/s per stage and size.
 """
 
 from __future__ import annotations
@@ -179,6 +184,51 @@ def print_counts(stats: dict) -> None:
         )
 
 
+def scaled_corpus(corpus: str, base: int, scale: int, out: str) -> str:
+    """`base` MIDI files of `corpus` (every k-th in sorted order) x `scale` transposed copies."""
+    import glob
+
+    import mido
+
+    files = sorted(glob.glob(os.path.join(corpus, "**", "*.mid"), recursive=True))
+    chosen = files[:: max(1, len(files) // base)][:base]
+    for i, path in enumerate(chosen):
+        midi = mido.MidiFile(path)
+        for shift in range(scale):
+            for track in midi.tracks:
+                for message in track:
+                    if message.type in ("note_on", "note_off"):
+                        message.note = min(127, max(0, message.note + (1 if shift else 0)))
+            midi.save(os.path.join(out, f"{i:06d}_{shift:02d}.mid"))
+    return out
+
+
+def bench_scales(args) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_scales_") as tmp:
+        for scale in (int(s) for s in args.scales.split(",")):
+            corpus = scaled_corpus(args.corpus, args.base, scale, tempfile.mkdtemp(dir=tmp))
+            work_dir = tempfile.mkdtemp(dir=tmp)
+            workers = int(args.workers.split(",")[-1])
+            os.makedirs(os.path.join(work_dir, f"direct{workers}"), exist_ok=True)
+            with runner_args("direct", workers) as (helpers, beam_args):
+                measures, _ = bench(corpus, "direct", workers, work_dir, helpers, beam_args)
+            rows += [(scale, m) for m in measures]
+            print_scales(rows)
+
+
+def print_scales(rows: list) -> None:
+    first = {m.stage: m.peak_rss_mb for scale, m in rows if scale == rows[0][0]}
+    print(
+        f"{'scale':>6}{'stage':>15}{'files/items':>12}{'wall s':>9}{'items/s':>9}{'peak RSS MB':>13}{'x 1st':>7}"
+    )
+    for scale, m in rows:
+        print(
+            f"{scale:>6}{m.stage:>15}{m.items:>12,}{m.wall_s:>9.1f}{m.items_per_s:>9.1f}"
+            f"{m.peak_rss_mb:>13.0f}{m.peak_rss_mb / first[m.stage]:>7.2f}"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", default="data/", help="corpus folder or glob (stage 1 --input)")
@@ -186,7 +236,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runners", default="direct", help="comma-separated: direct, dask")
     parser.add_argument("--work_dir", default=None, help="where outputs go (default: a temp dir)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument("--scales", default=None, help="comma-separated corpus sizes, e.g. 1,4,16")
+    parser.add_argument("--base", type=int, default=1000, help="files at scale 1 (--scales)")
     args = parser.parse_args(argv)
+    if args.scales:
+        bench_scales(args)
+        return
     corpus = os.path.abspath(args.corpus)
     measures, stats = [], {}
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
