@@ -29,8 +29,9 @@ import argparse
 import collections
 import hashlib
 import logging
+import typing
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import apache_beam as beam
@@ -605,9 +606,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         "--output", default="datasets", help="one sub-folder per dataset is written here"
     )
     parser.add_argument("--datasets", default=defaults.datasets, help="comma-separated names")
-    for field in fields(SplitParams):
-        kind = float if field.type in (float, "float") else int
-        parser.add_argument(f"--{field.name}", type=kind, default=getattr(defaults, field.name))
+    for name, kind in typing.get_type_hints(SplitParams).items():
+        parser.add_argument(f"--{name}", type=kind, default=getattr(defaults, name))
     parser.add_argument(
         "--num_shards", type=int, default=0, help="files per split; 0 = from the row count"
     )
@@ -641,7 +641,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         beam_files.make_dirs(folder)
         shards = beam_parquet.output_patterns([f"{split}-*.parquet" for split in SPLITS])
         beam_files.clear_outputs(folder, [*shards, "stats.json"])
-    splits = SplitParams(**{field.name: getattr(args, field.name) for field in fields(SplitParams)})
+    splits = SplitParams(
+        **{name: getattr(args, name) for name in typing.get_type_hints(SplitParams)}
+    )
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
     build_pipeline(pipeline, args.input, args.output, specs, splits, args.num_shards)
     result = pipeline.run()

@@ -127,25 +127,26 @@ class _MinDistances(beam.DoFn):
 
     def start_bundle(self):
         self._buffers: dict[str, list[np.ndarray]] = {}
+        self._samples: dict[str, np.ndarray] = {}  # unpacked once per bundle, not per batch
 
     def process(self, element, samples):
         dataset, row = element
         if dataset not in samples:
             return
-        self._samples = samples
+        if dataset not in self._samples:
+            self._samples[dataset] = np.stack([nearcopies.unpack(w) for _, w in samples[dataset]])
         buffer = self._buffers.setdefault(dataset, [])
         buffer.append(row_window(row, self._kinds[dataset]))
         if len(buffer) >= self.BATCH:
-            yield dataset, self._flush(dataset, samples)
+            yield dataset, self._flush(dataset)
 
-    def _flush(self, dataset: str, samples) -> np.ndarray:
-        sample = np.stack([nearcopies.unpack(w) for _, w in samples[dataset]])
+    def _flush(self, dataset: str) -> np.ndarray:
         batch = np.stack(self._buffers.pop(dataset))
-        return nearcopies.min_distances(sample, batch)
+        return nearcopies.min_distances(self._samples[dataset], batch)
 
     def finish_bundle(self):
         for dataset in list(self._buffers):
-            yield GlobalWindows.windowed_value((dataset, self._flush(dataset, self._samples)))
+            yield GlobalWindows.windowed_value((dataset, self._flush(dataset)))
 
 
 def _elementwise_min(arrays: Iterable[np.ndarray]) -> np.ndarray | None:
