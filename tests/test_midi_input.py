@@ -12,7 +12,7 @@ from fixtures_data import (
     to_midi_bytes,
 )
 
-from evaluation.cli.midi_input import InputError, load_window
+from pipelines.extract.midi_input import InputError, load_window
 from pipelines.representation import notesequence_to_tokens
 
 

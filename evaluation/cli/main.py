@@ -277,7 +277,7 @@ def _seed(args: argparse.Namespace) -> int:
 
 def _read_inputs(paths: Sequence[str]) -> list:
     """Parse the input MIDI files before the model is loaded: a bad file fails fast."""
-    from evaluation.cli.midi_input import InputError, read_notesequence
+    from pipelines.extract.midi_input import InputError, read_notesequence
 
     try:
         return [(path, read_notesequence(path)) for path in paths]
@@ -286,8 +286,8 @@ def _read_inputs(paths: Sequence[str]) -> list:
 
 
 def _windows(loaded: LoadedModel, inputs: Sequence, args: argparse.Namespace) -> list:
-    """The window of each parsed input that the model reads (see evaluation.cli.midi_input)."""
-    from evaluation.cli.midi_input import InputError, extract_window
+    """The window of each parsed input that the model reads (see pipelines.extract.midi_input)."""
+    from pipelines.extract.midi_input import InputError, extract_window
 
     windows = []
     for path, notes in inputs:

@@ -14,7 +14,7 @@ params (one per call); the DataFrame holds one item per row (one column of the t
     tokens   list[list[int]] [T][K]  a sequence of T = num_bars * 16 steps, K tracks in the
                                      order of pipelines.representation.TRACKS[kind]
     midi     bytes                   a standard MIDI file; its first window that the model can
-                                     read is taken, as evaluation.cli.midi_input does for the CLI
+                                     read is taken, as pipelines.extract.midi_input does for the CLI
     z        list[float] [Z]         a latent code
 
     op           input rows              output rows and columns
@@ -56,7 +56,7 @@ from mlflow.models.model import ModelInfo
 from mlflow.types import DataType
 from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
-from evaluation.cli.midi_input import extract_window
+from pipelines.extract.midi_input import extract_window
 from pipelines.representation import (
     STEPS_PER_BAR,
     TRACKS,
