@@ -10,6 +10,7 @@ import pathlib
 import random
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -150,3 +151,33 @@ def test_temporary_files_are_not_read_as_outputs():
     temp = "train-00000-of-00001.parquet" + beam_parquet.TEMP_MARK + "0123abcd"
     assert not fnmatch.fnmatch(temp, "train-*.parquet")
     assert fnmatch.fnmatch(temp, beam_parquet.temp_pattern("train-*.parquet"))
+
+
+def test_spilled_and_shuffled_rows_give_the_same_files(tmp_path):
+    rows = make_rows(700)
+    spilled = write(rows, f"{tmp_path}/a/part", max_rows_per_shard=200, spill=True)
+    shuffled = write(rows, f"{tmp_path}/b/part", max_rows_per_shard=200, spill=False)
+    assert list(spilled) == [f"part-{i:05d}-of-00004.parquet" for i in range(4)]
+    assert spilled == shuffled
+    assert sorted(os.listdir(tmp_path / "a")) == list(spilled)  # the spill files are gone
+
+
+def test_a_spill_holds_the_rows_and_the_shuffle_only_digests_and_offsets(tmp_path):
+    rows = make_rows(300)
+    spill = beam_parquet._SpillRows(f"{tmp_path}/part", ".parquet", ("id",))
+    spill.start_bundle()
+    for row in rows:
+        spill.process(row)
+    (summary,) = [w.value for w in spill.finish_bundle()]
+    path, digests, offsets = summary
+    assert fnmatch.fnmatch(os.path.basename(path), beam_parquet.temp_pattern("part-*.parquet"))
+    assert len(digests) == len(offsets) == 8 * len(rows)  # 16 bytes per row go through the shuffle
+    by_shard = dict(beam_parquet.spilled_by_shard(summary, 3))
+    assert sorted(by_shard) == [0, 1, 2]
+    for shard, (spill_file, packed) in by_shard.items():
+        back = list(beam_parquet.read_spilled(spill_file, np.frombuffer(packed, np.uint64)))
+        assert back and all(beam_parquet.stable_shard((r["id"],), 3) == shard for r in back)
+        assert all(r in rows for r in back)
+    assert sum(len(p) for _, p in by_shard.values()) == 8 * len(rows)
+    spill.start_bundle()
+    assert list(spill.finish_bundle()) == []  # a bundle without rows writes no file
