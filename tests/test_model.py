@@ -3,6 +3,7 @@ the stepped LSTM path against nn.LSTM, decoding, and the loss terms."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -383,6 +384,11 @@ def test_schedules_follow_magenta():
     assert learning_rate_at(cfg, 0) == pytest.approx(1e-3)
     assert learning_rate_at(cfg, 10_000) == pytest.approx(0.99e-3 * 0.9999**10_000 + 1e-5)
     assert learning_rate_at(cfg, 10**7) == pytest.approx(1e-5)
+    warm = dataclasses.replace(cfg, warmup_steps=100)
+    assert learning_rate_at(warm, 0) == pytest.approx(learning_rate_at(cfg, 0) / 100)
+    assert learning_rate_at(warm, 49) == pytest.approx(learning_rate_at(cfg, 49) / 2)
+    assert learning_rate_at(warm, 99) == learning_rate_at(cfg, 99)
+    assert learning_rate_at(warm, 5000) == learning_rate_at(cfg, 5000)
     assert sampling_probability_at(cfg, 0) == pytest.approx(1 - 1000 / 1001)
     assert sampling_probability_at(cfg, 5000) == pytest.approx(1 - 1000 / (1000 + math.exp(5)))
     assert sampling_probability_at(cfg, 10**7) == 1.0

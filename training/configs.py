@@ -68,6 +68,7 @@ class Config:
     learning_rate: float = 1e-3
     decay_rate: float = 0.9999
     min_learning_rate: float = 1e-5
+    warmup_steps: int = 0  # >0: the rate rises linearly over these first steps (not magenta's)
     grad_clip: float = 1.0
     grad_norm_clip_to_zero: float = 10000.0  # a larger global norm skips the step
     grad_skip_factor: float = 0.0  # >0: skip a step whose norm exceeds this x the running mean

@@ -42,7 +42,10 @@ def beta_at(cfg: Config, step: int) -> float:
 
 def learning_rate_at(cfg: Config, step: int) -> float:
     decayed = (cfg.learning_rate - cfg.min_learning_rate) * cfg.decay_rate**step
-    return decayed + cfg.min_learning_rate
+    rate = decayed + cfg.min_learning_rate
+    if cfg.warmup_steps > 0:
+        rate *= min(1.0, (step + 1) / cfg.warmup_steps)
+    return rate
 
 
 def sampling_probability_at(cfg: Config, step: int) -> float:
