@@ -10,13 +10,13 @@ import pathlib
 import random
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing import test_pipeline
 
 from pipelines.beamio import parquet as beam_parquet
+from pipelines.beamio import spill
 
 IN_MEMORY = ["--direct_running_mode=in_memory"]
 SCHEMA = pa.schema(
@@ -164,20 +164,22 @@ def test_spilled_and_shuffled_rows_give_the_same_files(tmp_path):
 
 def test_a_spill_holds_the_rows_and_the_shuffle_only_digests_and_offsets(tmp_path):
     rows = make_rows(300)
-    spill = beam_parquet._SpillRows(f"{tmp_path}/part", ".parquet", ("id",))
-    spill.start_bundle()
+    name_prefix = beam_parquet.spill_name_prefix(f"{tmp_path}/part", ".parquet")
+    spiller = spill.SpillRecords(name_prefix, key=lambda row: (row["id"],))
+    spiller.start_bundle()
     for row in rows:
-        spill.process(row)
-    (summary,) = [w.value for w in spill.finish_bundle()]
+        spiller.process(row)
+    (summary,) = [w.value for w in spiller.finish_bundle()]
     path, digests, offsets = summary
+    # A killed run's spill is one of the temporary files that the next run clears.
     assert fnmatch.fnmatch(os.path.basename(path), beam_parquet.temp_pattern("part-*.parquet"))
     assert len(digests) == len(offsets) == 8 * len(rows)  # 16 bytes per row go through the shuffle
-    by_shard = dict(beam_parquet.spilled_by_shard(summary, 3))
+    by_shard = dict(spill.by_partition(summary, 3))
     assert sorted(by_shard) == [0, 1, 2]
-    for shard, (spill_file, packed) in by_shard.items():
-        back = list(beam_parquet.read_spilled(spill_file, np.frombuffer(packed, np.uint64)))
+    for shard, ref in by_shard.items():
+        back = list(spill.read_spilled([ref]))
         assert back and all(beam_parquet.stable_shard((r["id"],), 3) == shard for r in back)
         assert all(r in rows for r in back)
-    assert sum(len(p) for _, p in by_shard.values()) == 8 * len(rows)
-    spill.start_bundle()
-    assert list(spill.finish_bundle()) == []  # a bundle without rows writes no file
+    assert sum(len(packed) for _, packed in by_shard.values()) == 8 * len(rows)
+    spiller.start_bundle()
+    assert list(spiller.finish_bundle()) == []  # a bundle without rows writes no file

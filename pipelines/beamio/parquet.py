@@ -16,20 +16,16 @@ new hash for an output that did not change). `WriteSortedParquet` takes the rand
    readers that want at least one file per split find it.
 
 On the DirectRunner, which keeps every element of a GroupByKey in memory, the rows themselves do
-not go through the shuffle (`spill`): each bundle appends its rows to a spill file beside the
-output, and the shuffle carries 16 bytes per row (its key's digest and its offset in that file).
-Each shard's writer reads its rows back, so memory is bounded by a shard, not by the corpus.
-The files are the same bytes either way.
+not go through the shuffle (`beamio.spill`): each bundle appends its rows to a spill file beside
+the output, the shuffle carries where they are, and each shard's writer reads its rows back, so
+memory is bounded by a shard, not by the corpus. The files are the same bytes either way.
 
 Files go through Beam's `FileSystems`, so `gs://` prefixes work on Dataflow.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import pickle
-import struct
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise
@@ -37,12 +33,12 @@ from operator import itemgetter
 from typing import Any, BinaryIO
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.transforms.window import GlobalWindows
+
+from pipelines.beamio import spill
 
 Row = dict[str, Any]
 
@@ -82,33 +78,15 @@ def missing_shards(num_shards: int, written: set[str], prefix: str, suffix: str)
     ]
 
 
-def key_digest(key: tuple) -> int:
-    """64 bits of a sort key's hash; the same in every process and run (unlike the salted
-    `hash()`)."""
-    return int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest(), "big")
-
-
 def stable_shard(key: tuple, num_shards: int) -> int:
     """Shard of a sort key: its digest modulo the shard count."""
-    return key_digest(key) % num_shards
+    return spill.key_digest(key) % num_shards
 
 
-def spill_path(prefix: str, suffix: str) -> str:
-    """A new spill file's name; it matches `temp_pattern` of the shards, so that the next run's
-    `clear_outputs` removes what a killed run left."""
-    return f"{prefix}-spill{suffix}{TEMP_MARK}{uuid.uuid4().hex}"
-
-
-_LENGTH = struct.Struct("<Q")
-
-
-def read_spilled(path: str, offsets: Iterable[int]) -> Iterator[Row]:
-    """The rows `_SpillRows` wrote at these offsets of `path`."""
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        for offset in sorted(offsets):
-            f.seek(offset)
-            (length,) = _LENGTH.unpack(f.read(_LENGTH.size))
-            yield pickle.loads(f.read(length))
+def spill_name_prefix(prefix: str, suffix: str) -> str:
+    """Spill files' names start with this; it matches `temp_pattern` of the shards, so that the
+    next run's `clear_outputs` removes what a killed run left."""
+    return f"{prefix}-{spill.SPILL_MARK}{suffix}{TEMP_MARK}"
 
 
 def record_batch(rows: Sequence[Row], schema: pa.Schema) -> pa.RecordBatch:
@@ -164,59 +142,6 @@ def write_parquet(
             writer.write_table(table, row_group_size=table.num_rows)
 
 
-class _SpillRows(beam.DoFn):
-    """Rows → one spill file per bundle (length-prefixed pickles), and at the bundle's end one
-    (file, key digests, offsets) element, the digests and offsets packed as uint64 bytes."""
-
-    def __init__(self, prefix: str, suffix: str, key_columns: tuple[str, ...]):
-        self._prefix = prefix
-        self._suffix = suffix
-        self._key_columns = key_columns
-
-    def start_bundle(self) -> None:
-        self._file = None
-
-    def process(self, row: Row) -> None:
-        if self._file is None:
-            self._path = spill_path(self._prefix, self._suffix)
-            self._file = FileSystems.create(
-                self._path, compression_type=CompressionTypes.UNCOMPRESSED
-            )
-            self._position = 0
-            self._digests: list[int] = []
-            self._offsets: list[int] = []
-        data = pickle.dumps(row, protocol=pickle.HIGHEST_PROTOCOL)
-        self._digests.append(key_digest(tuple(row[c] for c in self._key_columns)))
-        self._offsets.append(self._position)
-        self._file.write(_LENGTH.pack(len(data)))
-        self._file.write(data)
-        self._position += _LENGTH.size + len(data)
-
-    def finish_bundle(self) -> Iterator:
-        if self._file is None:
-            return
-        self._file.close()
-        self._file = None
-        yield GlobalWindows.windowed_value(
-            (
-                self._path,
-                np.array(self._digests, dtype=np.uint64).tobytes(),
-                np.array(self._offsets, dtype=np.uint64).tobytes(),
-            )
-        )
-
-
-def spilled_by_shard(
-    spilled: tuple[str, bytes, bytes], num_shards: int
-) -> Iterator[tuple[int, tuple[str, bytes]]]:
-    """One spill file's summary → (shard, (file, packed offsets of that shard's rows))."""
-    path, digests, offsets = spilled
-    shards = np.frombuffer(digests, dtype=np.uint64) % np.uint64(num_shards)
-    offsets_array = np.frombuffer(offsets, dtype=np.uint64)
-    for shard in np.unique(shards):
-        yield int(shard), (path, offsets_array[shards == shard].tobytes())
-
-
 class _WriteShard(beam.DoFn):
     """(shard, its rows, or where they were spilled) → the path of the shard's file, written and
     then renamed."""
@@ -241,11 +166,7 @@ class _WriteShard(beam.DoFn):
         shard, rows = element
         path = shard_path(self._prefix, shard, num_shards, self._suffix)
         if self._spilled:
-            rows = [
-                row
-                for spill, offsets in rows
-                for row in read_spilled(spill, np.frombuffer(offsets, dtype=np.uint64).tolist())
-            ]
+            rows = list(spill.read_spilled(rows))
         rows = sorted_rows(rows, self._key_columns, self._schema)
         # A unique temporary name: a retried bundle on Dataflow may run beside the first attempt.
         temp = f"{path}{TEMP_MARK}{uuid.uuid4().hex}"
@@ -319,10 +240,10 @@ class WriteSortedParquet(beam.PTransform):
         self._spill = spill
 
     def expand(self, rows):
-        spill = self._spill
-        if spill is None:
-            spill = runs_locally_in_memory(rows.pipeline)
-        if spill:
+        spilling = self._spill
+        if spilling is None:
+            spilling = spill.runs_locally_in_memory(rows.pipeline)
+        if spilling:
             return self._expand_spilled(rows)
         if self._num_shards:
             # Known up front: no side input, so the shard assignment fuses with the producer.
@@ -367,15 +288,19 @@ class WriteSortedParquet(beam.PTransform):
         return (written, empty) | "AllFiles" >> beam.Flatten()
 
     def _expand_spilled(self, rows):
+        key_columns = self._key_columns
         spilled = rows | "Spill" >> beam.ParDo(
-            _SpillRows(self._prefix, self._suffix, self._key_columns)
+            spill.SpillRecords(
+                spill_name_prefix(self._prefix, self._suffix),
+                key=lambda row: tuple(row[c] for c in key_columns),
+            )
         )
         if self._num_shards:
             num_shards_pcoll = rows.pipeline | "NumShards" >> beam.Create([self._num_shards])
         else:
             num_shards_pcoll = (
                 spilled
-                | "RowsPerSpill" >> beam.Map(lambda s: len(s[1]) // 8)
+                | "RowsPerSpill" >> beam.Map(spill.record_count)
                 | "CountRows" >> beam.CombineGlobally(sum)
                 | "NumShards" >> beam.Map(shard_count, self._max_rows_per_shard)
             )
@@ -390,7 +315,7 @@ class WriteSortedParquet(beam.PTransform):
         )
         written = (
             spilled
-            | "SpilledByShard" >> beam.FlatMap(spilled_by_shard, num_shards=num_shards)
+            | "SpilledByShard" >> beam.FlatMap(spill.by_partition, partitions=num_shards)
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard" >> beam.ParDo(write_shard, num_shards=num_shards)
         )
@@ -413,14 +338,8 @@ class WriteSortedParquet(beam.PTransform):
             | "CountFiles" >> beam.combiners.Count.Globally()
             | "DeleteSpills"
             >> beam.Map(
-                lambda _, spills: spills and FileSystems.delete(spills),
+                spill.delete_spills,
                 spills=beam.pvalue.AsList(spilled | "SpillFile" >> beam.Map(lambda s: s[0])),
             )
         )
         return files
-
-
-def runs_locally_in_memory(pipeline: beam.Pipeline) -> bool:
-    """True on Beam's DirectRunner (any mode): its GroupByKeys hold every element in memory, and
-    its workers share this machine's disk."""
-    return type(pipeline.runner).__module__.startswith("apache_beam.runners.direct")
