@@ -281,7 +281,6 @@ def evaluate(
         steps_per_bar=cfg.steps_per_bar,
         n_resamples=n_resamples,
         seed=seed,
-        active_threshold=settings.active_unit_threshold,
     )
     metrics["test_split_size"] = examples.split_size
 

@@ -41,7 +41,6 @@ class EvaluateParams:
     sample_temperature: float = 0.5
     num_reconstruction_plots: int = 4
     num_interpolation_plots: int = 2
-    active_unit_threshold: float = 0.01
     qpm: float = 120.0
     num_threads: int = 1  # torch CPU threads; 0 = torch's default (1 is faster on a busy machine)
 
