@@ -243,30 +243,50 @@ class WriteSortedParquet(beam.PTransform):
         spilling = self._spill
         if spilling is None:
             spilling = spill.runs_locally_in_memory(rows.pipeline)
+        key_columns = self._key_columns
         if spilling:
-            return self._expand_spilled(rows)
+            spilled = rows | "Spill" >> beam.ParDo(
+                spill.SpillRecords(
+                    spill_name_prefix(self._prefix, self._suffix),
+                    key=lambda row: tuple(row[c] for c in key_columns),
+                )
+            )
         if self._num_shards:
             # Known up front: no side input, so the shard assignment fuses with the producer.
             num_shards_pcoll = rows.pipeline | "NumShards" >> beam.Create([self._num_shards])
             num_shards = self._num_shards
         else:
-            num_shards_pcoll = (
-                rows
-                | "CountRows" >> beam.combiners.Count.Globally()
-                | "NumShards" >> beam.Map(shard_count, self._max_rows_per_shard)
+            if spilling:
+                row_count = (
+                    spilled
+                    | "RowsPerSpill" >> beam.Map(spill.record_count)
+                    | "CountRows" >> beam.CombineGlobally(sum)
+                )
+            else:
+                row_count = rows | "CountRows" >> beam.combiners.Count.Globally()
+            num_shards_pcoll = row_count | "NumShards" >> beam.Map(
+                shard_count, self._max_rows_per_shard
             )
             num_shards = beam.pvalue.AsSingleton(num_shards_pcoll)
-        write_shard = _WriteShard(
-            self._prefix, self._suffix, self._schema, self._key_columns, self._write_options
-        )
-        key_columns = self._key_columns
-        written = (
-            rows
-            | "AssignShard"
-            >> beam.Map(
+        if spilling:
+            by_shard = spilled | "SpilledByShard" >> beam.FlatMap(
+                spill.by_partition, partitions=num_shards
+            )
+        else:
+            by_shard = rows | "AssignShard" >> beam.Map(
                 lambda row, n: (stable_shard(tuple(row[c] for c in key_columns), n), row),
                 n=num_shards,
             )
+        write_shard = _WriteShard(
+            self._prefix,
+            self._suffix,
+            self._schema,
+            self._key_columns,
+            self._write_options,
+            spilled=spilling,
+        )
+        written = (
+            by_shard
             | "GroupByShard" >> beam.GroupByKey()
             | "WriteShard" >> beam.ParDo(write_shard, num_shards=num_shards)
         )
@@ -285,61 +305,16 @@ class WriteSortedParquet(beam.PTransform):
             )
             | "WriteEmptyShards" >> beam.ParDo(write_shard, num_shards=num_shards)
         )
-        return (written, empty) | "AllFiles" >> beam.Flatten()
-
-    def _expand_spilled(self, rows):
-        key_columns = self._key_columns
-        spilled = rows | "Spill" >> beam.ParDo(
-            spill.SpillRecords(
-                spill_name_prefix(self._prefix, self._suffix),
-                key=lambda row: tuple(row[c] for c in key_columns),
-            )
-        )
-        if self._num_shards:
-            num_shards_pcoll = rows.pipeline | "NumShards" >> beam.Create([self._num_shards])
-        else:
-            num_shards_pcoll = (
-                spilled
-                | "RowsPerSpill" >> beam.Map(spill.record_count)
-                | "CountRows" >> beam.CombineGlobally(sum)
-                | "NumShards" >> beam.Map(shard_count, self._max_rows_per_shard)
-            )
-        num_shards = beam.pvalue.AsSingleton(num_shards_pcoll)
-        write_shard = _WriteShard(
-            self._prefix,
-            self._suffix,
-            self._schema,
-            self._key_columns,
-            self._write_options,
-            spilled=True,
-        )
-        written = (
-            spilled
-            | "SpilledByShard" >> beam.FlatMap(spill.by_partition, partitions=num_shards)
-            | "GroupByShard" >> beam.GroupByKey()
-            | "WriteShard" >> beam.ParDo(write_shard, num_shards=num_shards)
-        )
-        prefix, suffix = self._prefix, self._suffix
-        empty = (
-            num_shards_pcoll
-            | "MissingShards"
-            >> beam.FlatMap(
-                lambda n, paths: [
-                    (shard, []) for shard in missing_shards(n, set(paths), prefix, suffix)
-                ],
-                paths=beam.pvalue.AsList(written),
-            )
-            | "WriteEmptyShards" >> beam.ParDo(write_shard, num_shards=num_shards)
-        )
         files = (written, empty) | "AllFiles" >> beam.Flatten()
-        # Once every shard is written (the count waits for all of them), the spill files go.
-        _ = (
-            files
-            | "CountFiles" >> beam.combiners.Count.Globally()
-            | "DeleteSpills"
-            >> beam.Map(
-                spill.delete_spills,
-                spills=beam.pvalue.AsList(spilled | "SpillFile" >> beam.Map(lambda s: s[0])),
+        if spilling:
+            # Once every shard is written (the count waits for all of them), the spills go.
+            _ = (
+                files
+                | "CountFiles" >> beam.combiners.Count.Globally()
+                | "DeleteSpills"
+                >> beam.Map(
+                    spill.delete_spills,
+                    spills=beam.pvalue.AsList(spilled | "SpillFile" >> beam.Map(lambda s: s[0])),
+                )
             )
-        )
         return files
