@@ -31,9 +31,10 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
-# A spill file's name carries this mark, so that globs of temporary files find it.
+# Names a spill file among the other files of its folder.
 SPILL_MARK = "spill"
 _LENGTH = struct.Struct("<Q")
+_PACKED = np.dtype(np.uint64)  # digests and offsets travel as packed uint64
 Summary = tuple[str, bytes, bytes]  # (spill file, packed uint64 key digests, packed offsets)
 
 
@@ -84,21 +85,21 @@ class SpillRecords(beam.DoFn):
         yield GlobalWindows.windowed_value(
             (
                 self._path,
-                np.array(self._digests, dtype=np.uint64).tobytes(),
-                np.array(self._offsets, dtype=np.uint64).tobytes(),
+                np.array(self._digests, dtype=_PACKED).tobytes(),
+                np.array(self._offsets, dtype=_PACKED).tobytes(),
             )
         )
 
 
 def record_count(summary: Summary) -> int:
-    return len(summary[1]) // 8
+    return len(summary[1]) // _PACKED.itemsize
 
 
 def by_partition(summary: Summary, partitions: int) -> Iterator[tuple[int, tuple[str, bytes]]]:
     """One spill file's summary → (partition, (file, packed offsets of that partition's records))."""
     path, digests, offsets = summary
-    parts = np.frombuffer(digests, dtype=np.uint64) % np.uint64(partitions)
-    offsets_array = np.frombuffer(offsets, dtype=np.uint64)
+    parts = np.frombuffer(digests, dtype=_PACKED) % np.uint64(partitions)
+    offsets_array = np.frombuffer(offsets, dtype=_PACKED)
     for part in np.unique(parts):
         yield int(part), (path, offsets_array[parts == part].tobytes())
 
@@ -106,7 +107,7 @@ def by_partition(summary: Summary, partitions: int) -> Iterator[tuple[int, tuple
 def read_spilled(refs: Iterable[tuple[str, bytes]]) -> Iterator[Any]:
     """The records at these (file, packed offsets) references, file by file."""
     for path, packed in refs:
-        offsets = sorted(np.frombuffer(packed, dtype=np.uint64).tolist())
+        offsets = sorted(np.frombuffer(packed, dtype=_PACKED).tolist())
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             for offset in offsets:
                 f.seek(offset)
