@@ -183,3 +183,56 @@ def test_a_spill_holds_the_rows_and_the_shuffle_only_digests_and_offsets(tmp_pat
     assert sum(len(packed) for _, packed in by_shard.values()) == 8 * len(rows)
     spiller.start_bundle()
     assert list(spiller.finish_bundle()) == []  # a bundle without rows writes no file
+
+
+def spill_in_bundles(rows: list[dict], name_prefix: str, bundles: int) -> list[tuple[str, bytes]]:
+    """Rows spilled by `bundles` bundles of SpillRecords → one shard's (file, offsets) refs."""
+    spiller = spill.SpillRecords(name_prefix, key=lambda row: (row["id"],))
+    refs = []
+    for b in range(bundles):
+        spiller.start_bundle()
+        for row in rows[b::bundles]:
+            spiller.process(row)
+        (summary,) = [w.value for w in spiller.finish_bundle()]
+        refs += [ref for _, ref in spill.by_partition(summary, 1)]
+    return refs
+
+
+def test_spilled_rows_come_back_in_the_order_of_sorted_rows(tmp_path):
+    rows = make_rows(500)
+    # Equal keys must be ordered by content as sorted_rows orders them.
+    rows += [{"id": rows[7]["id"], "n": n, "tokens": [n], "note": None} for n in (9, 2, 5)]
+    refs = spill_in_bundles(rows, f"{tmp_path}/spill-", bundles=3)
+    assert len({path for path, _ in refs}) == 3
+    back = list(beam_parquet.sorted_spilled_rows(refs, ("id",), SCHEMA))
+    assert back == beam_parquet.sorted_rows(rows, ("id",), SCHEMA)
+
+
+def test_a_spilled_shard_is_written_holding_its_keys_not_its_rows(tmp_path):
+    import tracemalloc
+
+    rows = make_rows(6000)
+    for row in rows:
+        row["tokens"] = row["tokens"] * 8  # 256 steps, a 16-bar melody
+    refs = spill_in_bundles(rows, f"{tmp_path}/spill-", bundles=2)
+    options = {"row_group_bytes": 2**18, "record_batch_rows": 100}
+
+    def peak_bytes(work) -> int:
+        tracemalloc.start()
+        work()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak
+
+    writer = beam_parquet._WriteShard(
+        f"{tmp_path}/part", ".parquet", SCHEMA, ("id",), options, spilled=True
+    )
+    streamed = peak_bytes(lambda: list(writer.process((0, refs), num_shards=1)))
+    holding_rows = peak_bytes(lambda: list(spill.read_spilled(refs)))
+    assert streamed < 0.25 * holding_rows, (streamed, holding_rows)
+    with open(f"{tmp_path}/in_memory.parquet", "wb") as f:
+        beam_parquet.write_parquet(
+            f, beam_parquet.sorted_rows(rows, ("id",), SCHEMA), SCHEMA, **options
+        )
+    written = pathlib.Path(f"{tmp_path}/part-00000-of-00001.parquet").read_bytes()
+    assert written == pathlib.Path(f"{tmp_path}/in_memory.parquet").read_bytes()

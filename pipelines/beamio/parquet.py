@@ -17,8 +17,9 @@ new hash for an output that did not change). `WriteSortedParquet` takes the rand
 
 On the DirectRunner, which keeps every element of a GroupByKey in memory, the rows themselves do
 not go through the shuffle (`beamio.spill`): each bundle appends its rows to a spill file beside
-the output, the shuffle carries where they are, and each shard's writer reads its rows back, so
-memory is bounded by a shard, not by the corpus. The files are the same bytes either way.
+the output, the shuffle carries where they are, and each shard's writer reads its rows' keys
+back, sorts them, then reads and writes the rows in that order: it holds the shard's keys and
+one row group, not the shard's rows. The files are the same bytes either way.
 
 Files go through Beam's `FileSystems`, so `gs://` prefixes work on Dataflow.
 """
@@ -28,7 +29,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import pairwise
+from itertools import islice, pairwise
 from operator import itemgetter
 from typing import Any, BinaryIO
 
@@ -110,18 +111,43 @@ def sorted_rows(rows: Iterable[Row], key_columns: Sequence[str], schema: pa.Sche
     return [row for _, row in keyed]
 
 
+def sorted_spilled_rows(
+    refs: Iterable[tuple[str, bytes]], key_columns: Sequence[str], schema: pa.Schema
+) -> Iterator[Row]:
+    """The spilled rows at `refs` in `sorted_rows` order, holding only their keys and places:
+    one pass reads the keys, then the rows are read one by one in key order."""
+    refs = list(refs)
+    index = sorted(
+        (tuple(row[c] for c in key_columns), path, offset)
+        for path, offset, row in spill.read_spilled_at(refs)
+    )
+    with spill.SpillReader() as reader:
+        start = 0
+        while start < len(index):
+            end = start + 1
+            while end < len(index) and index[end][0] == index[start][0]:
+                end += 1
+            if end - start == 1:
+                yield reader.read(index[start][1], index[start][2])
+            else:  # equal keys: by serialized bytes, as sorted_rows orders them
+                tied = [reader.read(path, offset) for _, path, offset in index[start:end]]
+                yield from sorted_rows(tied, key_columns, schema)
+            start = end
+
+
 def write_parquet(
     sink: BinaryIO,
-    rows: Sequence[Row],
+    rows: Iterable[Row],
     schema: pa.Schema,
     *,
     codec: str = "snappy",
     row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
     record_batch_rows: int = DEFAULT_RECORD_BATCH_ROWS,
 ) -> None:
-    """Writes `rows` in this order. Row groups are cut as WriteToParquet cuts them: batches of
-    `record_batch_rows` rows, a row group as soon as its batches hold `row_group_bytes` of Arrow
-    data. No rows: a valid file with the schema and no row group."""
+    """Writes `rows` in this order, holding one row group at a time. Row groups are cut as
+    WriteToParquet cuts them: batches of `record_batch_rows` rows, a row group as soon as its
+    batches hold `row_group_bytes` of Arrow data. No rows: a valid file with the schema and no
+    row group."""
     # Beam's parquet sink writes non-compliant nested lists (list<item>) by default: keep it,
     # so that readers see the same physical schema as before.
     with pq.ParquetWriter(
@@ -129,8 +155,9 @@ def write_parquet(
     ) as writer:
         group: list[pa.RecordBatch] = []
         group_bytes = 0
-        for start in range(0, len(rows), record_batch_rows):
-            batch = record_batch(rows[start : start + record_batch_rows], schema)
+        rows = iter(rows)
+        while chunk := list(islice(rows, record_batch_rows)):
+            batch = record_batch(chunk, schema)
             group.append(batch)
             group_bytes += batch.nbytes
             if group_bytes >= row_group_bytes:
@@ -165,9 +192,10 @@ class _WriteShard(beam.DoFn):
     def process(self, element: tuple[int, Iterable], num_shards: int) -> Iterator[str]:
         shard, rows = element
         path = shard_path(self._prefix, shard, num_shards, self._suffix)
-        if self._spilled:
-            rows = list(spill.read_spilled(rows))
-        rows = sorted_rows(rows, self._key_columns, self._schema)
+        if self._spilled:  # one row group in memory, not the shard
+            rows = sorted_spilled_rows(rows, self._key_columns, self._schema)
+        else:
+            rows = sorted_rows(rows, self._key_columns, self._schema)
         # A unique temporary name: a retried bundle on Dataflow may run beside the first attempt.
         temp = f"{path}{TEMP_MARK}{uuid.uuid4().hex}"
         try:

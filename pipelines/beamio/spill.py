@@ -9,7 +9,8 @@ elements themselves do not go through the shuffle:
    an element, packed);
 2. `by_partition`: a summary → (partition, (file, packed offsets)), partition = digest mod N;
    the shuffle then holds a few such elements per bundle, whatever the number of records;
-3. the consumer of a partition reads its records back (`read_spilled`) from every file.
+3. the consumer of a partition reads its records back (`read_spilled`) from every file, or
+   reads where each lies first and then the records one by one in its own order (`SpillReader`).
 
 `beamio.parquet.WriteSortedParquet` shuffles its rows this way on the DirectRunner, a shard per
 partition. Other runners (Dask, Dataflow) have shuffles of their own that spill, and workers
@@ -22,8 +23,9 @@ import hashlib
 import pickle
 import struct
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import apache_beam as beam
 import numpy as np
@@ -106,13 +108,53 @@ def by_partition(summary: Summary, partitions: int) -> Iterator[tuple[int, tuple
 
 def read_spilled(refs: Iterable[tuple[str, bytes]]) -> Iterator[Any]:
     """The records at these (file, packed offsets) references, file by file."""
+    for _, _, record in read_spilled_at(refs):
+        yield record
+
+
+def read_spilled_at(refs: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, int, Any]]:
+    """(file, offset, record) for the records at these references, file by file, in offset
+    order (one sequential pass over each file)."""
     for path, packed in refs:
         offsets = sorted(np.frombuffer(packed, dtype=_PACKED).tolist())
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             for offset in offsets:
                 f.seek(offset)
-                (length,) = _LENGTH.unpack(f.read(_LENGTH.size))
-                yield pickle.loads(f.read(length))
+                yield path, offset, _read_record(f)
+
+
+def _read_record(f: BinaryIO) -> Any:
+    (length,) = _LENGTH.unpack(f.read(_LENGTH.size))
+    return pickle.loads(f.read(length))
+
+
+class SpillReader:
+    """Reads single records of spill files by (file, offset), keeping a few files open."""
+
+    MAX_OPEN = 32
+
+    def __init__(self) -> None:
+        self._open: OrderedDict[str, BinaryIO] = OrderedDict()
+
+    def read(self, path: str, offset: int) -> Any:
+        f = self._open.pop(path, None)
+        if f is None:
+            if len(self._open) >= self.MAX_OPEN:
+                self._open.popitem(last=False)[1].close()
+            f = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        self._open[path] = f  # most recently used last
+        f.seek(offset)
+        return _read_record(f)
+
+    def close(self) -> None:
+        while self._open:
+            self._open.popitem()[1].close()
+
+    def __enter__(self) -> SpillReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def delete_spills(_, spills: list[str]) -> None:
