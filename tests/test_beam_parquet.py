@@ -177,7 +177,7 @@ def test_a_spill_holds_the_rows_and_the_shuffle_only_digests_and_offsets(tmp_pat
     by_shard = dict(spill.by_partition(summary, 3))
     assert sorted(by_shard) == [0, 1, 2]
     for shard, ref in by_shard.items():
-        back = list(spill.read_spilled([ref]))
+        back = [record for _, _, record in spill.read_spilled_at([ref])]
         assert back and all(beam_parquet.stable_shard((r["id"],), 3) == shard for r in back)
         assert all(r in rows for r in back)
     assert sum(len(packed) for _, packed in by_shard.values()) == 8 * len(rows)
@@ -228,7 +228,7 @@ def test_a_spilled_shard_is_written_holding_its_keys_not_its_rows(tmp_path):
         f"{tmp_path}/part", ".parquet", SCHEMA, ("id",), options, spilled=True
     )
     streamed = peak_bytes(lambda: list(writer.process((0, refs), num_shards=1)))
-    holding_rows = peak_bytes(lambda: list(spill.read_spilled(refs)))
+    holding_rows = peak_bytes(lambda: [r for _, _, r in spill.read_spilled_at(refs)])
     assert streamed < 0.25 * holding_rows, (streamed, holding_rows)
     with open(f"{tmp_path}/in_memory.parquet", "wb") as f:
         beam_parquet.write_parquet(

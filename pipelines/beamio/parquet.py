@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice, pairwise
+from itertools import groupby, islice, pairwise
 from operator import itemgetter
 from typing import Any, BinaryIO
 
@@ -116,23 +116,15 @@ def sorted_spilled_rows(
 ) -> Iterator[Row]:
     """The spilled rows at `refs` in `sorted_rows` order, holding only their keys and places:
     one pass reads the keys, then the rows are read one by one in key order."""
-    refs = list(refs)
     index = sorted(
         (tuple(row[c] for c in key_columns), path, offset)
         for path, offset, row in spill.read_spilled_at(refs)
     )
     with spill.SpillReader() as reader:
-        start = 0
-        while start < len(index):
-            end = start + 1
-            while end < len(index) and index[end][0] == index[start][0]:
-                end += 1
-            if end - start == 1:
-                yield reader.read(index[start][1], index[start][2])
-            else:  # equal keys: by serialized bytes, as sorted_rows orders them
-                tied = [reader.read(path, offset) for _, path, offset in index[start:end]]
-                yield from sorted_rows(tied, key_columns, schema)
-            start = end
+        for _, places in groupby(index, key=itemgetter(0)):
+            rows = [reader.read(path, offset) for _, path, offset in places]
+            # Equal keys (one row almost always): by serialized bytes, as sorted_rows orders them.
+            yield from rows if len(rows) == 1 else sorted_rows(rows, key_columns, schema)
 
 
 def write_parquet(

@@ -9,8 +9,8 @@ elements themselves do not go through the shuffle:
    an element, packed);
 2. `by_partition`: a summary → (partition, (file, packed offsets)), partition = digest mod N;
    the shuffle then holds a few such elements per bundle, whatever the number of records;
-3. the consumer of a partition reads its records back (`read_spilled`) from every file, or
-   reads where each lies first and then the records one by one in its own order (`SpillReader`).
+3. the consumer of a partition reads its records back from every file (`read_spilled_at`),
+   and may then read them again one by one in its own order (`SpillReader`).
 
 `beamio.parquet.WriteSortedParquet` shuffles its rows this way on the DirectRunner, a shard per
 partition. Other runners (Dask, Dataflow) have shuffles of their own that spill, and workers
@@ -104,12 +104,6 @@ def by_partition(summary: Summary, partitions: int) -> Iterator[tuple[int, tuple
     offsets_array = np.frombuffer(offsets, dtype=_PACKED)
     for part in np.unique(parts):
         yield int(part), (path, offsets_array[parts == part].tobytes())
-
-
-def read_spilled(refs: Iterable[tuple[str, bytes]]) -> Iterator[Any]:
-    """The records at these (file, packed offsets) references, file by file."""
-    for _, _, record in read_spilled_at(refs):
-        yield record
 
 
 def read_spilled_at(refs: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, int, Any]]:
