@@ -82,9 +82,19 @@ def core_flops(classes: list[int], cond: int, sizes: list[int], steps: int) -> i
     return initial + lstm_flops(sum(classes) + cond, sizes, steps) + heads
 
 
+def encoder_flops(cfg) -> int:
+    """The flat encoder's, or every level of a hierarchical one (enc_level_lengths)."""
+    steps = cfg.max_seq_len
+    flops = lstm_flops(encoder_feature_size(cfg.tracks), cfg.enc_rnn_size, steps, directions=2)
+    for length in cfg.enc_level_lengths[:-1]:
+        steps //= length  # each level reads one embedding per segment of the level below
+        flops += lstm_flops(2 * cfg.enc_rnn_size[-1], cfg.enc_rnn_size, steps, directions=2)
+    return flops
+
+
 def model_flops(cfg) -> int:
     steps, classes = cfg.max_seq_len, [t.num_classes for t in cfg.tracks]
-    enc = lstm_flops(encoder_feature_size(cfg.tracks), cfg.enc_rnn_size, steps, directions=2)
+    enc = encoder_flops(cfg)
     latent = 2 * 2 * (2 * cfg.enc_rnn_size[-1]) * cfg.z_size
     if cfg.decoder == "flat":
         return enc + latent + core_flops(classes, cfg.z_size, cfg.dec_rnn_size, steps)

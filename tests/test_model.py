@@ -15,6 +15,7 @@ from training.model import (
     HierarchicalDecoder,
     MusicVAE,
     encoder_feature_size,
+    encoder_features,
     shift_right,
 )
 from training.objective import (
@@ -72,6 +73,8 @@ def expected_parameters(cfg) -> int:
     """Parameter count of the architecture the paper and magenta describe, from the config alone."""
     classes = [t.num_classes for t in cfg.tracks]
     enc = lstm_params(encoder_feature_size(cfg.tracks), cfg.enc_rnn_size, directions=2)
+    for _ in cfg.enc_level_lengths[1:]:  # each higher level reads the embeddings of the one below
+        enc += lstm_params(2 * cfg.enc_rnn_size[-1], cfg.enc_rnn_size, directions=2)
     latent = 2 * (2 * cfg.enc_rnn_size[-1] * cfg.z_size + cfg.z_size)  # mu and sigma
 
     def core(track_classes: list[int], cond: int) -> int:
@@ -184,6 +187,31 @@ def test_forward_decode_shapes_for_every_config(name):
     b = model.decode(out.mu, temperature=1.0, generator=torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
     assert model.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, *x.shape[1:])
+
+
+def test_hierarchical_encoder_encodes_each_bar_alone_then_the_bars():
+    model, cfg = tiny_model("hierdec-mel_16bar_tiny", enc_level_lengths=[16, 16])
+    features = encoder_feature_size(cfg.tracks)
+    levels = model.encoder.levels
+    assert len(levels) == 2 and model.encoder.output_size == 2 * cfg.enc_rnn_size[-1]
+    assert sum(p.numel() for p in model.encoder.parameters()) == lstm_params(
+        features, cfg.enc_rnn_size, 2
+    ) + lstm_params(2 * cfg.enc_rnn_size[-1], cfg.enc_rnn_size, 2)
+    x = random_tokens(cfg, 3)
+    changed = x.clone()
+    changed[:, 5 * 16 : 6 * 16] = random_tokens(cfg, 3, seed=1)[:, :16]
+    with torch.no_grad():
+        bars = [
+            levels[0](encoder_features(t, cfg.tracks).reshape(48, 16, -1)) for t in (x, changed)
+        ]
+        mu, sigma = model.encode(x)
+        mu_changed, _ = model.encode(changed)
+    # Bar 5's embedding moves, and no other bar's: each bar is encoded on its own.
+    moved = (bars[0] != bars[1]).any(dim=-1).reshape(3, 16)
+    assert moved[:, 5].all() and not moved[:, [b for b in range(16) if b != 5]].any()
+    assert mu.shape == sigma.shape == (3, cfg.z_size) and not torch.equal(mu, mu_changed)
+    with pytest.raises(ValueError, match="multiply to max_seq_len 256"):
+        get_config("hierdec-mel_16bar_tiny", {"enc_level_lengths": [16, 8]})
 
 
 def test_bad_tokens_get_a_clear_error():

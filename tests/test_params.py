@@ -8,6 +8,7 @@ import yaml
 from evaluation.params import CompareParams, EvaluateParams, LMParams, RegisterParams
 from pipelines import examples, notesequences
 from pipelines.params import from_mapping, read_params
+from training.configs import get_config, params_overrides
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 SECTIONS = {
@@ -72,3 +73,29 @@ def test_beam_stages_take_their_section_from_params_yaml_and_flags_over_it(tmp_p
     path.write_text(yaml.safe_dump({"examples": {"eval_fraction": "a lot"}}))
     with pytest.raises(ValueError, match="examples.eval_fraction"):
         examples.parse_args(["--params", str(path)])
+
+
+def test_training_reads_train_defaults_then_its_model_through_read_section(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "train": {
+                    "defaults": {"seed": 3, "max_steps": 10},
+                    "cat-mel_2bar_cpu": {"max_steps": 20},
+                },
+                "lm": {"seed": 9},
+            }
+        )
+    )
+    assert params_overrides(str(path), "cat-mel_2bar_cpu") == {"seed": 3, "max_steps": 20}
+    assert params_overrides(str(path), "flat-mel_16bar_cpu") == {"seed": 3, "max_steps": 10}
+    assert get_config("flat-mel_16bar_cpu", params_overrides(str(path), "x")).max_steps == 10
+    assert params_overrides(str(tmp_path / "absent.yaml"), "cat-mel_2bar_cpu") == {}
+    assert params_overrides(None, "cat-mel_2bar_cpu") == {}
+    path.write_text(yaml.safe_dump({"train": {"cat-mel_2bar_cpu": [1, 2]}}))
+    with pytest.raises(ValueError, match="train.cat-mel_2bar_cpu must be a mapping"):
+        params_overrides(str(path), "cat-mel_2bar_cpu")
+    path.write_text(yaml.safe_dump({"train": [1]}))
+    with pytest.raises(ValueError, match="section 'train' must be a mapping"):
+        params_overrides(str(path), "cat-mel_2bar_cpu")

@@ -17,7 +17,13 @@ import torch
 import yaml
 from mlflow import MlflowClient
 
-from training.checkpoint import load_checkpoint, load_model, read_model_file, training_run_id
+from training.checkpoint import (
+    config_mismatch,
+    load_checkpoint,
+    load_model,
+    read_model_file,
+    training_run_id,
+)
 from training.configs import get_config
 from training.data import load_split
 from training.distributed import Runtime
@@ -59,8 +65,10 @@ def quiet_train(cfg, out_dir, dataset_dir, **kw):
 
 
 @pytest.mark.slow  # ~25 s alone on 2 cores, ~60 s when they are shared
-def test_tiny_model_learns_to_reconstruct_real_melodies(tiny_datasets, tmp_path):
-    """32 real 2-bar folk windows: teacher-forced reconstruction from chance to >= 0.95."""
+@pytest.mark.parametrize("enc_level_lengths", [[], [16, 2]], ids=["flat_encoder", "bar_encoder"])
+def test_tiny_model_learns_to_reconstruct_real_melodies(tiny_datasets, tmp_path, enc_level_lengths):
+    """32 real 2-bar folk windows: teacher-forced reconstruction from chance to >= 0.95, with
+    either encoder (one LSTM over the window, or each bar and then the bars)."""
     source = pq.read_table(
         os.path.join(dataset(tiny_datasets, "mel_2bar"), "train-00000-of-00001.parquet")
     )
@@ -72,6 +80,7 @@ def test_tiny_model_learns_to_reconstruct_real_melodies(tiny_datasets, tmp_path)
         "cat-mel_2bar_tiny",
         {
             "enc_rnn_size": [96],
+            "enc_level_lengths": enc_level_lengths,
             "dec_rnn_size": [96],
             "z_size": 32,
             "batch_size": 32,
@@ -533,3 +542,12 @@ def test_the_dags_two_process_launcher_trains_and_resumes_bit_for_bit(tiny_datas
     resumed = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
     for key, value in state["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][key]), key
+
+
+def test_a_checkpoint_from_before_a_new_config_field_resumes_with_its_default():
+    cfg = get_config("hierdec-mel_16bar_tiny")
+    saved = cfg.to_dict()
+    del saved["enc_level_lengths"]  # a checkpoint written before the field existed
+    assert config_mismatch(saved, cfg, Path("last.pt")) == ""
+    other = get_config("hierdec-mel_16bar_tiny", {"enc_level_lengths": [16, 16]})
+    assert "enc_level_lengths: [] -> [16, 16]" in config_mismatch(saved, other, Path("last.pt"))

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -174,9 +175,18 @@ RESUMABLE_CHANGES = {
 }
 
 
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
+
+
 def config_mismatch(saved: dict[str, Any], cfg: Config, path: Path) -> str:
     """What makes the checkpoint at `path` another run than `cfg` ("" when it can be resumed)."""
     current = cfg.to_dict()
+    # A field added since the checkpoint was written reads as its default: the behaviour it had.
+    defaults = {f.name: _default(f) for f in dataclasses.fields(Config)}
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     changed = sorted(
         k
         for k in set(saved) | set(current)

@@ -33,12 +33,14 @@ Field notes (magenta semantics):
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from pipelines.params import read_section
 from pipelines.representation import STEPS_PER_BAR, TRACKS, TrackSpec
 
 SAMPLING_SCHEDULES = ("constant", "inverse_sigmoid", "exponential")
@@ -55,6 +57,9 @@ class Config:
     # Model.
     decoder: str = "flat"  # "flat" or "hierarchical"
     enc_rnn_size: list[int] = field(default_factory=lambda: [512])
+    # Empty: one bidirectional LSTM over the whole sequence. [16, 16]: magenta's
+    # HierarchicalLstmEncoder (each bar encoded alone, then the 16 bar embeddings).
+    enc_level_lengths: list[int] = field(default_factory=list)
     dec_rnn_size: list[int] = field(default_factory=lambda: [256, 256])
     conductor_rnn_size: list[int] = field(default_factory=list)  # empty: same as dec_rnn_size
     z_size: int = 256
@@ -175,6 +180,13 @@ def _validated(cfg: Config) -> Config:
     for key in ("num_bars", "z_size", "batch_size", "max_steps", "log_every", "checkpoint_every"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"{key} must be positive, got {getattr(cfg, key)}")
+    if cfg.enc_level_lengths and (
+        min(cfg.enc_level_lengths) < 1 or math.prod(cfg.enc_level_lengths) != cfg.max_seq_len
+    ):
+        raise ValueError(
+            f"enc_level_lengths {cfg.enc_level_lengths} must be positive and multiply to "
+            f"max_seq_len {cfg.max_seq_len}"
+        )
     if cfg.split_tracks and cfg.decoder != "hierarchical":
         raise ValueError("split_tracks is only defined for the hierarchical decoder")
     if not 0 <= cfg.dec_input_dropout < 1:
@@ -366,16 +378,17 @@ def get_config(name: str, overrides: dict[str, Any] | None = None) -> Config:
 
 
 def params_overrides(params_path: str | None, model: str) -> dict[str, Any]:
-    """`train.defaults` merged with `train.<model>` from a params.yaml (both optional)."""
+    """`train.defaults` merged with `train.<model>` from a params.yaml (both optional), read the
+    way every stage reads its section (pipelines.params.read_section)."""
     if not params_path:
         return {}
-    with open(params_path) as f:
-        params = yaml.safe_load(f) or {}
-    section = params.get("train") or {}
-    if not isinstance(section, dict):
-        raise ValueError(f"{params_path}: 'train' must be a mapping")
-    overrides = dict(section.get("defaults") or {})
-    overrides.update(section.get(model) or {})
+    section = read_section(params_path, "train")
+    overrides = {}
+    for name in ("defaults", model):
+        values = section.get(name) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{params_path}: train.{name} must be a mapping")
+        overrides.update(values)
     return overrides
 
 

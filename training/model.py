@@ -5,7 +5,8 @@ Read top to bottom:
 1. token features: what the encoder and the decoders read;
 2. `LSTMStack`: stacked nn.LSTM layers that run whole sequences (cuDNN / oneDNN paths) or one
    step at a time on the same weights (scheduled sampling and free-running decoding);
-3. `BidirectionalEncoder`: last forward and backward states -> dense -> mu, softplus -> sigma;
+3. `BidirectionalEncoder`: last forward and backward states -> dense -> mu, softplus -> sigma
+   (or `HierarchicalEncoder`: each bar on its own, then the bars' embeddings);
 4. `CoreDecoder`: an LSTM decoder conditioned on one vector (z for the flat decoder, the bar's
    conductor embedding c_u for the hierarchical one): its initial state comes from the vector
    through dense + tanh, and the vector is concatenated to every input step;
@@ -210,6 +211,35 @@ class BidirectionalEncoder(nn.Module):
         return torch.cat([h_n[0], h_n[1]], dim=-1)
 
 
+class HierarchicalEncoder(nn.Module):
+    """Bidirectional LSTMs level by level (magenta's HierarchicalLstmEncoder): the sequence is cut
+    into segments of level_lengths[0] steps, each encoded alone; the embeddings are then grouped
+    by the next length and encoded again, until one embedding is left. Every level has `sizes`."""
+
+    def __init__(self, input_size: int, sizes: list[int], level_lengths: list[int]):
+        super().__init__()
+        self.level_lengths = list(level_lengths)
+        self.levels = nn.ModuleList()
+        for _ in level_lengths:
+            self.levels.append(BidirectionalEncoder(input_size, sizes))
+            input_size = self.levels[-1].output_size
+        self.output_size = input_size
+
+    def forward(self, features: Tensor) -> Tensor:
+        batch = features.shape[0]
+        x = features
+        for length, level in zip(self.level_lengths, self.levels, strict=True):
+            # [N, S, I] -> [N * S / length, length, I]: each segment one short sequence.
+            x = level(x.reshape(-1, length, x.shape[-1]))
+        return x.reshape(batch, -1)
+
+
+def make_encoder(cfg: Config, input_size: int) -> nn.Module:
+    if cfg.enc_level_lengths:
+        return HierarchicalEncoder(input_size, cfg.enc_rnn_size, cfg.enc_level_lengths)
+    return BidirectionalEncoder(input_size, cfg.enc_rnn_size)
+
+
 # ---------------------------------------------------------------------------------------------
 # 4. The decoder conditioned on one vector
 
@@ -409,7 +439,7 @@ class MusicVAE(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.tracks = cfg.tracks
-        self.encoder = BidirectionalEncoder(encoder_feature_size(self.tracks), cfg.enc_rnn_size)
+        self.encoder = make_encoder(cfg, encoder_feature_size(self.tracks))
         self.to_mu = nn.Linear(self.encoder.output_size, cfg.z_size)
         self.to_sigma = nn.Linear(self.encoder.output_size, cfg.z_size)
         for dense in (self.to_mu, self.to_sigma):
