@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Stage commands in dvc.yaml call `python`: make it the project's.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: all venv repro test test-fast browser data ui lint format lock bench clean-venv
+.PHONY: all venv repro test test-fast browser mma data ui lint format lock bench clean-venv
 
 all: repro
 
@@ -42,7 +42,7 @@ data: $(STAMP)
 repro: data
 	$(BIN)/dvc repro
 
-test: $(STAMP) browser
+test: $(STAMP) browser mma
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The MLflow UI test drives a real Chromium: install Debian's where we may (root + apt),
@@ -53,6 +53,15 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	    || echo "WARNING: could not install chromium; browser tests will skip"; \
 	else echo "WARNING: no chromium on PATH; browser tests will skip"; fi
+
+# The golden-file test (tests/test_golden_mma.py) reads the MIDI files of Debian's mma package:
+# install it the same way, otherwise that test skips and says why.
+mma:
+	@if dpkg -s mma >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mma >/dev/null) \
+	    || echo "WARNING: could not install mma; the golden-file tests will skip"; \
+	else echo "WARNING: Debian's mma package is not installed; the golden-file tests will skip"; fi
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)

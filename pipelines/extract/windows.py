@@ -9,7 +9,10 @@ NoteSequence and returns the windows it yields plus a Counter of everything it d
 3. slice every window of `num_bars` bars, sliding by `hop_bars` bars, inside each extracted
    segment; drop windows with no note onset at all ("window:all_rest") and windows identical to
    an earlier window of the same sequence ("window:duplicate_in_sequence", e.g. the repeats of
-   an AABB tune; the stage still de-duplicates across the corpus).
+   an AABB tune; the stage still de-duplicates across the corpus). In melody windows a note-off
+   before the window's first note-on (the end of a note of the previous bar) becomes a no-event,
+   as magenta's sliced Melody does, so every melody window is canonical. Trio windows keep it:
+   magenta's TrioConverter slices the encoded tensors, not Melody objects.
 
 A melody of N bars thus yields N - num_bars + 1 windows (before those two filters). Counter keys
 are "<step>:<reason>" (see the docstrings of pipelines.extract.pieces and pipelines.extract.tracks) plus
@@ -37,6 +40,8 @@ from pipelines.representation import (
     MELODY_FIRST_PITCH_TOKEN,
     MELODY_MAX_PITCH,
     MELODY_MIN_PITCH,
+    MELODY_NO_EVENT,
+    MELODY_NOTE_OFF,
     MELODY_PROGRAMS,
     STEPS_PER_BAR,
     STEPS_PER_QUARTER,
@@ -131,6 +136,15 @@ def _has_onset(tokens: np.ndarray, track_type: str) -> np.ndarray:
     return (tokens != 0).any(axis=-1)
 
 
+def _drop_leading_note_offs(rows: np.ndarray) -> np.ndarray:
+    """Melody window rows [N, T] with every note-off before a row's first note-on made a
+    no-event: it ends a note that began before the window, which the window cannot show."""
+    is_note_on = rows >= MELODY_FIRST_PITCH_TOKEN
+    first_on = np.where(is_note_on.any(axis=-1), is_note_on.argmax(axis=-1), rows.shape[-1])
+    leading = np.arange(rows.shape[-1]) < first_on[:, None]
+    return np.where(leading & (rows == MELODY_NOTE_OFF), MELODY_NO_EVENT, rows)
+
+
 def windows_from_segment(
     segment: Segment, piece: Piece, spec: DatasetSpec, counts: collections.Counter
 ) -> list[Example]:
@@ -144,6 +158,8 @@ def windows_from_segment(
         column: np.lib.stride_tricks.sliding_window_view(tokens, spec.num_steps)[::hop_steps]
         for column, tokens in segment.tokens.items()
     }
+    if spec.kind == "melody":  # magenta's Melody slices; its trio slices keep the note-off
+        windows["tokens"] = _drop_leading_note_offs(windows["tokens"])
     has_onset = np.zeros(len(next(iter(windows.values()))), dtype=bool)
     for track in TRACKS[spec.kind]:
         has_onset |= _has_onset(windows[track.column], track.track_type)
