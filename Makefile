@@ -45,23 +45,23 @@ repro: data
 test: $(STAMP) browser mma
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The MLflow UI test drives a real Chromium: install Debian's where we may (root + apt),
-# otherwise that test skips and says why.
-browser:
-	@if command -v chromium >/dev/null 2>&1; then :; \
+# $(call debian_package,PACKAGE,CHECK,WHAT): install a Debian package where we may (root + apt);
+# otherwise WHAT skips and says why.
+define debian_package
+	@if $(2) >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	    || echo "WARNING: could not install chromium; browser tests will skip"; \
-	else echo "WARNING: no chromium on PATH; browser tests will skip"; fi
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null) \
+	    || echo "WARNING: could not install $(1); $(3) will skip"; \
+	else echo "WARNING: $(1) is not installed; $(3) will skip"; fi
+endef
 
-# The golden-file test (tests/test_golden_mma.py) reads the MIDI files of Debian's mma package:
-# install it the same way, otherwise that test skips and says why.
+# The MLflow UI test drives a real Chromium.
+browser:
+	$(call debian_package,chromium,command -v chromium,browser tests)
+
+# The golden-file test (tests/test_golden_mma.py) reads the MIDI files of Debian's mma package.
 mma:
-	@if dpkg -s mma >/dev/null 2>&1; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mma >/dev/null) \
-	    || echo "WARNING: could not install mma; the golden-file tests will skip"; \
-	else echo "WARNING: Debian's mma package is not installed; the golden-file tests will skip"; fi
+	$(call debian_package,mma,dpkg -s mma,the golden-file tests)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
