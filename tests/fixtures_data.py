@@ -66,6 +66,35 @@ def make_sequence(
     return sequence
 
 
+def make_step_sequence(notes, qpm=120.0, meter=(4, 4), total_steps=None):
+    """An unquantized NoteSequence from notes given on the step grid.
+
+    `notes`: (pitch, start_step, end_step) or (pitch, start, end, program, instrument, is_drum).
+    """
+    from note_seq.protobuf import music_pb2
+
+    from pipelines.representation import STEPS_PER_QUARTER
+
+    ns = music_pb2.NoteSequence()
+    ns.tempos.add(time=0.0, qpm=qpm)
+    ns.time_signatures.add(time=0.0, numerator=meter[0], denominator=meter[1])
+    seconds = 60.0 / qpm / STEPS_PER_QUARTER
+    for note in notes:
+        pitch, start, end, program, instrument, is_drum = (*note, 0, 0, False)[:6]
+        ns.notes.add(
+            pitch=pitch,
+            velocity=90,
+            start_time=start * seconds,
+            end_time=end * seconds,
+            program=program,
+            instrument=instrument,
+            is_drum=is_drum,
+        )
+    last = max((n.end_time for n in ns.notes), default=0.0)
+    ns.total_time = total_steps * seconds if total_steps is not None else last
+    return ns
+
+
 def to_midi_bytes(sequence) -> bytes:
     import io
 

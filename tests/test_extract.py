@@ -6,6 +6,7 @@ import io
 import numpy as np
 import pretty_midi
 import pytest
+from fixtures_data import make_step_sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from note_seq import drums_encoder_decoder, drums_lib, melodies_lib, sequences_lib
@@ -26,31 +27,6 @@ MEL_16BAR = DATASET_SPECS["mel_16bar"]
 DRUMS_2BAR = DATASET_SPECS["drums_2bar"]
 TRIO_16BAR = DATASET_SPECS["trio_16bar"]
 BAR = rep.STEPS_PER_BAR
-
-
-def make_sequence(notes, qpm=120.0, meter=(4, 4), total_steps=None):
-    """An unquantized NoteSequence from notes given on the step grid.
-
-    `notes`: (pitch, start_step, end_step) or (pitch, start, end, program, instrument, is_drum).
-    """
-    ns = music_pb2.NoteSequence()
-    ns.tempos.add(time=0.0, qpm=qpm)
-    ns.time_signatures.add(time=0.0, numerator=meter[0], denominator=meter[1])
-    seconds = 60.0 / qpm / rep.STEPS_PER_QUARTER
-    for note in notes:
-        pitch, start, end, program, instrument, is_drum = (*note, 0, 0, False)[:6]
-        ns.notes.add(
-            pitch=pitch,
-            velocity=90,
-            start_time=start * seconds,
-            end_time=end * seconds,
-            program=program,
-            instrument=instrument,
-            is_drum=is_drum,
-        )
-    last = max((n.end_time for n in ns.notes), default=0.0)
-    ns.total_time = total_steps * seconds if total_steps is not None else last
-    return ns
 
 
 def bar_line(first_bar, num_bars, base_pitch=60, program=0, instrument=0):
@@ -78,7 +54,7 @@ def start_bars(examples):
 
 @pytest.mark.parametrize(("spec", "num_bars"), [(MEL_2BAR, 7), (MEL_16BAR, 20)])
 def test_a_melody_of_n_bars_gives_n_minus_window_plus_one_windows(spec, num_bars):
-    examples, counts = examples_from_notesequence(make_sequence(bar_line(0, num_bars)), spec)
+    examples, counts = examples_from_notesequence(make_step_sequence(bar_line(0, num_bars)), spec)
     assert start_bars(examples) == list(range(num_bars - spec.num_bars + 1))
     assert counts[f"examples:{spec.name}"] == num_bars - spec.num_bars + 1
     assert counts["melody:extracted"] == 1
@@ -88,7 +64,7 @@ def test_a_melody_of_n_bars_gives_n_minus_window_plus_one_windows(spec, num_bars
 
 
 def test_window_tokens_are_the_slices_of_the_encoded_melody():
-    ns = make_sequence(bar_line(0, 5))
+    ns = make_step_sequence(bar_line(0, 5))
     whole = rep.notesequence_to_tokens(ns, "melody")["tokens"]
     examples, _ = examples_from_notesequence(ns, MEL_2BAR)
     for example in examples:
@@ -98,7 +74,7 @@ def test_window_tokens_are_the_slices_of_the_encoded_melody():
 
 def test_pickup_bar_windows_start_where_the_tune_starts():
     # Bar 0 is empty; the tune plays bars 1-4.
-    examples, counts = examples_from_notesequence(make_sequence(bar_line(1, 4)), MEL_2BAR)
+    examples, counts = examples_from_notesequence(make_step_sequence(bar_line(1, 4)), MEL_2BAR)
     assert start_bars(examples) == [1, 2, 3]
     assert counts["window:all_rest"] == 0
 
@@ -106,7 +82,7 @@ def test_pickup_bar_windows_start_where_the_tune_starts():
 def test_windows_without_an_onset_are_dropped_and_counted():
     # Bar 0 plays, then one note is held through bars 1-3, then bar 4 plays.
     notes = bar_line(0, 1) + [(50, BAR, 4 * BAR, 0, 0, False)] + bar_line(4, 1)
-    examples, counts = examples_from_notesequence(make_sequence(notes), MEL_2BAR)
+    examples, counts = examples_from_notesequence(make_step_sequence(notes), MEL_2BAR)
     assert start_bars(examples) == [0, 1, 3]  # window (2, 3) only holds the held note
     assert counts["window:all_rest"] == 1
 
@@ -116,11 +92,12 @@ def test_repeated_windows_of_one_sequence_are_kept_once():
     notes = [
         (p, s + bar * BAR, e + bar * BAR, *rest) for bar in range(4) for p, s, e, *rest in motif
     ]
-    examples, counts = examples_from_notesequence(make_sequence(notes), MEL_2BAR)
+    examples, counts = examples_from_notesequence(make_step_sequence(notes), MEL_2BAR)
     assert len(examples) == 1
     assert counts["window:duplicate_in_sequence"] == 2
     examples_all, _ = examples_from_notesequence(
-        make_sequence(notes), DatasetSpec("all", "melody", num_bars=2, dedup_within_sequence=False)
+        make_step_sequence(notes),
+        DatasetSpec("all", "melody", num_bars=2, dedup_within_sequence=False),
     )
     assert len(examples_all) == 3
     assert len({e.content_key() for e in examples_all}) == 1
@@ -144,12 +121,12 @@ def test_content_key_depends_on_kind_and_tokens():
 def test_one_bar_of_silence_ends_a_melody():
     # Bars 0-1 play (last note ends at step 32); the next note starts one bar later.
     split = bar_line(0, 2) + bar_line(3, 2)
-    examples, counts = examples_from_notesequence(make_sequence(split), MEL_2BAR)
+    examples, counts = examples_from_notesequence(make_step_sequence(split), MEL_2BAR)
     assert counts["melody:extracted"] == 2
     assert start_bars(examples) == [0, 3]
     # One step less of silence keeps one melody.
     joined = bar_line(0, 2) + [(70, 3 * BAR - 1, 3 * BAR, 0, 0, False)] + bar_line(3, 2)
-    examples, counts = examples_from_notesequence(make_sequence(joined), MEL_2BAR)
+    examples, counts = examples_from_notesequence(make_step_sequence(joined), MEL_2BAR)
     assert counts["melody:extracted"] == 1
     assert start_bars(examples) == [0, 1, 2, 3]
 
@@ -158,7 +135,7 @@ def test_polyphony_keeps_the_highest_pitch():
     chords = [
         (p, bar * BAR, (bar + 1) * BAR) for bar in range(2) for p in (60 + bar, 64 + bar, 67 + bar)
     ]
-    examples, _ = examples_from_notesequence(make_sequence(chords), MEL_2BAR)
+    examples, _ = examples_from_notesequence(make_step_sequence(chords), MEL_2BAR)
     (example,) = examples
     assert rep.melody_notes(example.tracks["tokens"]) == [(67, 0, 16), (68, 16, 32)]
 
@@ -167,7 +144,7 @@ def test_notes_outside_the_piano_range_are_dropped_and_counted():
     notes = bar_line(0, 2)
     notes[5] = (110, *notes[5][1:])
     notes[6] = (12, *notes[6][1:])
-    examples, counts = examples_from_notesequence(make_sequence(notes), MEL_2BAR)
+    examples, counts = examples_from_notesequence(make_step_sequence(notes), MEL_2BAR)
     assert counts["melody:notes_out_of_range"] == 2
     (example,) = examples
     kept = [(p, s, e) for p, s, e, *_ in notes if 21 <= p <= 108]
@@ -176,9 +153,9 @@ def test_notes_outside_the_piano_range_are_dropped_and_counted():
 
 def test_drums_are_not_melodies():
     drums = [(36, step, step + 1, 0, 9, True) for step in range(0, 4 * BAR, 4)]
-    examples, counts = examples_from_notesequence(make_sequence(drums), MEL_2BAR)
+    examples, counts = examples_from_notesequence(make_step_sequence(drums), MEL_2BAR)
     assert examples == [] and counts["melody:none"] == 1
-    examples, _ = examples_from_notesequence(make_sequence(drums + bar_line(0, 2)), MEL_2BAR)
+    examples, _ = examples_from_notesequence(make_step_sequence(drums + bar_line(0, 2)), MEL_2BAR)
     (example,) = examples
     assert {p for p, _, _ in rep.melody_notes(example.tracks["tokens"])} <= set(range(60, 70))
 
@@ -186,7 +163,7 @@ def test_drums_are_not_melodies():
 def test_melody_programs_filter():
     piano = bar_line(0, 2, program=0, instrument=0)
     violin = bar_line(0, 2, base_pitch=80, program=40, instrument=1)
-    ns = make_sequence(piano + violin)
+    ns = make_step_sequence(piano + violin)
     examples, counts = examples_from_notesequence(ns, MEL_2BAR)  # programs 0-31 only
     assert [e.program for e in examples] == [0]
     assert counts["melody:track_program_excluded"] == 1
@@ -197,13 +174,13 @@ def test_melody_programs_filter():
 
 def test_long_melodies_are_truncated_before_slicing():
     spec = DatasetSpec("short", "melody", num_bars=2, max_track_bars=4)
-    examples, counts = examples_from_notesequence(make_sequence(bar_line(0, 10)), spec)
+    examples, counts = examples_from_notesequence(make_step_sequence(bar_line(0, 10)), spec)
     assert start_bars(examples) == [0, 1, 2]
     assert counts["melody:truncated"] == 1
 
 
 def test_melodies_shorter_than_a_window_are_counted():
-    examples, counts = examples_from_notesequence(make_sequence(bar_line(0, 3)), MEL_16BAR)
+    examples, counts = examples_from_notesequence(make_step_sequence(bar_line(0, 3)), MEL_16BAR)
     assert examples == [] and counts["melody:too_short"] == 1
 
 
@@ -213,7 +190,7 @@ def test_melodies_shorter_than_a_window_are_counted():
 def test_two_four_is_read_as_pairs_of_bars():
     # Eight bars of 2/4 = four 16-step bars.
     notes = [(60 + i % 12, i * 4, i * 4 + 4) for i in range(16)]
-    examples, counts = examples_from_notesequence(make_sequence(notes, meter=(2, 4)), MEL_2BAR)
+    examples, counts = examples_from_notesequence(make_step_sequence(notes, meter=(2, 4)), MEL_2BAR)
     assert counts["meter:2/4_as_pairs"] == 1
     assert start_bars(examples) == [0, 1, 2]
     assert {e.meter for e in examples} == {"2/4"}
@@ -222,15 +199,15 @@ def test_two_four_is_read_as_pairs_of_bars():
 
 def test_three_four_is_dropped_with_its_reason():
     examples, counts = examples_from_notesequence(
-        make_sequence(bar_line(0, 4), meter=(3, 4)), MEL_2BAR
+        make_step_sequence(bar_line(0, 4), meter=(3, 4)), MEL_2BAR
     )
     assert examples == []
     assert counts["meter:not_16_steps:3/4"] == 1
 
 
 def test_a_tempo_change_splits_the_sequence():
-    first = make_sequence(bar_line(0, 4), qpm=120.0)  # 8 s
-    ns = make_sequence([])
+    first = make_step_sequence(bar_line(0, 4), qpm=120.0)  # 8 s
+    ns = make_step_sequence([])
     ns.CopyFrom(first)
     ns.tempos.add(time=8.0, qpm=60.0)
     seconds = 60.0 / 60.0 / 4  # a step at the new tempo
@@ -247,7 +224,7 @@ def test_a_tempo_change_splits_the_sequence():
 
 
 def test_a_time_signature_change_keeps_the_usable_piece():
-    ns = make_sequence(bar_line(0, 6))
+    ns = make_step_sequence(bar_line(0, 6))
     ns.time_signatures.add(time=6.0, numerator=3, denominator=4)  # from bar 3 on
     examples, counts = examples_from_notesequence(ns, MEL_2BAR)
     assert counts["split:time_signature_change"] == 1
@@ -256,7 +233,7 @@ def test_a_time_signature_change_keeps_the_usable_piece():
 
 
 def test_time_events_that_change_nothing_do_not_split():
-    ns = make_sequence(bar_line(0, 4))
+    ns = make_step_sequence(bar_line(0, 4))
     ns.tempos.add(time=4.0, qpm=120.0)  # the same tempo again
     ns.time_signatures.add(time=2.0, numerator=4, denominator=4)
     ns.tempos.add(time=ns.total_time, qpm=90.0)  # after the last note, as MIDI files often end
@@ -271,11 +248,11 @@ def test_odd_sequences_are_counted_not_raised():
         collections.Counter({"sequence:no_notes": 1}),
     )
     spec = DatasetSpec("tiny", "melody", num_bars=2, max_piece_steps=64)
-    examples, counts = examples_from_notesequence(make_sequence(bar_line(0, 5)), spec)
+    examples, counts = examples_from_notesequence(make_step_sequence(bar_line(0, 5)), spec)
     assert examples == [] and counts["piece:too_long"] == 1
     # 6/6 has a 16-step bar but no power-of-two denominator: note_seq refuses to quantize it.
     examples, counts = examples_from_notesequence(
-        make_sequence(bar_line(0, 2), meter=(6, 6)), MEL_2BAR
+        make_step_sequence(bar_line(0, 2), meter=(6, 6)), MEL_2BAR
     )
     assert examples == [] and counts["quantize:failed:BadTimeSignatureError"] == 1
 
@@ -296,7 +273,7 @@ def test_spec_validation():
 def test_drum_hits_map_to_their_classes():
     hits = [(36, 0), (35, 0), (38, 4), (42, 4), (46, 8), (51, 12), (20, 2), (49, 16), (45, 20)]
     drums = [(p, s, s + 1, 0, 9, True) for p, s in hits]
-    examples, counts = examples_from_notesequence(make_sequence(drums), DRUMS_2BAR)
+    examples, counts = examples_from_notesequence(make_step_sequence(drums), DRUMS_2BAR)
     (example,) = examples
     tokens = example.tracks["tokens"]
     assert example.program == -1
@@ -311,7 +288,9 @@ def test_drum_tracks_merge_drum_instruments_and_split_at_gaps():
     kit_a = [(36, s, s + 1, 0, 9, True) for s in range(0, 2 * BAR, 4)]
     kit_b = [(42, s, s + 1, 0, 10, True) for s in range(2, 2 * BAR, 4)]
     late = [(38, s, s + 1, 0, 9, True) for s in range(5 * BAR, 7 * BAR, 4)]
-    examples, counts = examples_from_notesequence(make_sequence(kit_a + kit_b + late), DRUMS_2BAR)
+    examples, counts = examples_from_notesequence(
+        make_step_sequence(kit_a + kit_b + late), DRUMS_2BAR
+    )
     assert counts["drums:extracted"] == 2
     assert start_bars(examples) == [0, 5]
     assert examples[0].tracks["tokens"][:8].tolist() == [1, 0, 4, 0, 1, 0, 4, 0]
@@ -332,7 +311,7 @@ def trio_notes(num_bars, drum_bars=None):
 
 def test_trio_windows_align_the_three_streams():
     melody, bass, drums = trio_notes(18)
-    ns = make_sequence(melody + bass + drums)
+    ns = make_step_sequence(melody + bass + drums)
     examples, counts = examples_from_notesequence(ns, TRIO_16BAR)
     assert start_bars(examples) == [0, 1, 2]
     assert counts["trio:combinations"] == 1
@@ -346,9 +325,9 @@ def test_trio_windows_align_the_three_streams():
 
 def test_trio_needs_all_three_tracks():
     melody, bass, drums = trio_notes(18)
-    examples, counts = examples_from_notesequence(make_sequence(melody + drums), TRIO_16BAR)
+    examples, counts = examples_from_notesequence(make_step_sequence(melody + drums), TRIO_16BAR)
     assert examples == [] and counts["trio:missing_bass"] == 1
-    examples, counts = examples_from_notesequence(make_sequence(melody + bass), TRIO_16BAR)
+    examples, counts = examples_from_notesequence(make_step_sequence(melody + bass), TRIO_16BAR)
     assert examples == [] and counts["trio:missing_drums"] == 1
 
 
@@ -356,11 +335,13 @@ def test_trio_windows_need_every_track_to_cover_them():
     # Drums stop after bar 9: widened by 2 bars they cover bars 0-11; the last 2 bars count as
     # covered (magenta's leniency at the ends). Neither run holds 16 bars.
     melody, bass, drums = trio_notes(20, drum_bars=10)
-    examples, counts = examples_from_notesequence(make_sequence(melody + bass + drums), TRIO_16BAR)
+    examples, counts = examples_from_notesequence(
+        make_step_sequence(melody + bass + drums), TRIO_16BAR
+    )
     assert examples == [] and counts["trio:too_short"] == 2
     # With drums up to bar 13 (covering bars 0-15), the first window is there.
     melody, bass, drums = trio_notes(20, drum_bars=14)
-    examples, _ = examples_from_notesequence(make_sequence(melody + bass + drums), TRIO_16BAR)
+    examples, _ = examples_from_notesequence(make_step_sequence(melody + bass + drums), TRIO_16BAR)
     assert start_bars(examples) == [0]
 
 
@@ -404,7 +385,7 @@ random_notes = st.lists(
 
 
 def quantized(notes, is_drum=False):
-    ns = make_sequence([(p, s, s + d, 0, 0, is_drum) for s, d, p in notes])
+    ns = make_step_sequence([(p, s, s + d, 0, 0, is_drum) for s, d, p in notes])
     return sequences_lib.quantize_note_sequence(ns, rep.STEPS_PER_QUARTER)
 
 

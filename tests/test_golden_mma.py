@@ -3,8 +3,8 @@
 `tests/fixtures/magenta_windows_mma.json` holds, for each of the 68 MIDI files that the `mma`
 package installs, the SHA-1 of every distinct window magenta's converters extract from it (how it
 was made and hashed: `tests/fixtures/README.md`). Here the same files go through the code path of
-our two Beam stages (stage 1's parse and checks, then stage 2's `split_into_pieces` once and
-`examples_from_pieces` per dataset) and every window is hashed the same way. The comparison is
+our two Beam stages (stage 1's parse and checks, then stage 2's split into pieces and
+extraction per dataset) and every window is hashed the same way. The comparison is
 made per file (both sides drop repeats within a file) and over the union of all files (our stage
 de-duplicates across the corpus).
 
@@ -20,22 +20,19 @@ What the comparison pins:
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures_data import make_step_sequence
 from note_seq import melodies_lib, sequences_lib
-from note_seq.protobuf import music_pb2
 
-from pipelines.extract.pieces import split_into_pieces
 from pipelines.extract.windows import (
     DATASET_SPECS,
     Example,
     examples_from_notesequence,
-    examples_from_pieces,
 )
 from pipelines.notesequences import ConversionError, to_note_sequence
 from pipelines.representation import STEPS_PER_BAR, STEPS_PER_QUARTER, TRACKS
@@ -88,13 +85,8 @@ def ours(golden: dict[str, dict[str, set[str]]]) -> dict[str, dict[str, set[str]
             sequence = to_note_sequence((MMA_SHARE / path).read_bytes(), path)
         except ConversionError:  # stage 1 rejects it (one file has no notes): no windows
             continue
-        pieces: dict[int, list] = {}  # split and quantized once, as ExtractExamples does
         for name, spec in DATASET_SPECS.items():
-            if spec.max_piece_steps not in pieces:
-                pieces[spec.max_piece_steps] = split_into_pieces(
-                    sequence, spec.max_piece_steps, collections.Counter()
-                )
-            examples, _ = examples_from_pieces(pieces[spec.max_piece_steps], spec)
+            examples, _ = examples_from_notesequence(sequence, spec)
             result[path][name] = {window_sha1(example) for example in examples}
     return result
 
@@ -131,23 +123,10 @@ def test_the_windows_magenta_keeps_and_we_drop_hold_no_onset(golden, ours):
 # --- without mma: the rule behind the melody agreement, on a hand-made sequence -------------
 
 
-def _sequence(notes: list[tuple[int, int, int]], program: int = 0) -> music_pb2.NoteSequence:
-    """An unquantized 120 qpm 4/4 NoteSequence of (pitch, start_step, end_step) notes."""
-    ns = music_pb2.NoteSequence()
-    ns.tempos.add(qpm=120.0)
-    ns.time_signatures.add(numerator=4, denominator=4)
-    seconds = 60.0 / 120.0 / STEPS_PER_QUARTER
-    for pitch, start, end in notes:
-        ns.notes.add(pitch=pitch, velocity=90, start_time=start * seconds, end_time=end * seconds)
-        ns.notes[-1].program = program
-    ns.total_time = max(n.end_time for n in ns.notes)
-    return ns
-
-
 def test_melody_windows_drop_a_note_off_before_their_first_note_as_magenta_does():
     # Bar 0 ends with a note that stops on the bar line; bar 1 has a rest, then notes.
     notes = [(60, 0, 8), (62, 8, 16), (64, 20, 24), (65, 24, 32), (67, 32, 48), (60, 52, 56)]
-    ns = _sequence(notes)
+    ns = make_step_sequence(notes)
     examples, _ = examples_from_notesequence(ns, DATASET_SPECS["mel_2bar"])
     second = next(e for e in examples if e.start_bar == 1)
     assert second.tracks["tokens"][0] == 0  # the note-off of bar 0's last note is gone
