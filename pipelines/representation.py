@@ -203,14 +203,27 @@ def melody_pitch_token(pitch: int) -> int:
     return int(pitch) - _PITCH_OFFSET
 
 
-def canonical_melody(tokens: Sequence[int]) -> np.ndarray:
-    """The canonical form of melody tokens: note-offs with no note to end become no-events."""
-    tokens = as_tracks(tokens, "melody")["tokens"].copy()
-    events = np.flatnonzero(tokens)
-    previous_is_note = np.r_[False, tokens[events[:-1]] >= MELODY_FIRST_PITCH_TOKEN]
-    orphan_offs = events[(tokens[events] == MELODY_NOTE_OFF) & ~previous_is_note]
-    tokens[orphan_offs] = MELODY_NO_EVENT
-    return tokens
+def canonical_melody(tokens: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The canonical form of melody tokens: note-offs with no note to end become no-events.
+
+    Takes one stream [T] or a batch of streams [..., T] (time on the last axis)."""
+    tokens = np.asarray(tokens)
+    if tokens.ndim == 1:
+        tokens = as_tracks(tokens, "melody")["tokens"]
+    elif (
+        tokens.ndim == 0
+        or not np.issubdtype(tokens.dtype, np.integer)
+        or ((tokens < 0) | (tokens >= MELODY_CLASSES)).any()
+    ):
+        raise ValueError(f"melody tokens must be [..., T] in [0, {MELODY_CLASSES})")
+    steps = np.arange(tokens.shape[-1])
+    # Index of the latest event at or before each step (-1: none yet), then of the one before it.
+    latest = np.maximum.accumulate(np.where(tokens != MELODY_NO_EVENT, steps, -1), axis=-1)
+    previous = np.concatenate([np.full_like(latest[..., :1], -1), latest[..., :-1]], axis=-1)
+    previous_token = np.take_along_axis(tokens, np.maximum(previous, 0), axis=-1)
+    previous_is_note = (previous >= 0) & (previous_token >= MELODY_FIRST_PITCH_TOKEN)
+    orphan_offs = (tokens == MELODY_NOTE_OFF) & ~previous_is_note
+    return np.where(orphan_offs, MELODY_NO_EVENT, tokens).astype(tokens.dtype, copy=False)
 
 
 def melody_notes(tokens: Sequence[int]) -> list[tuple[int, int, int]]:

@@ -136,6 +136,31 @@ def test_melody_decoding_by_hand():
     )
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 5), min_size=12, max_size=12), min_size=1, max_size=6))
+def test_canonical_melody_of_a_batch_is_canonical_melody_of_each_row(rows):
+    # Tokens 0..5 only, so note-offs, no-events and notes meet often.
+    batch = np.array(rows, dtype=np.int16).reshape(len(rows), 1, 12)
+    canonical = rep.canonical_melody(batch)
+    assert canonical.shape == batch.shape and canonical.dtype == np.int16
+    for row, got in zip(batch[:, 0], canonical[:, 0], strict=True):
+        # Reference by hand: a note-off survives only when the latest event before it is a note.
+        want, latest = [], rep.MELODY_NO_EVENT
+        for token in row.tolist():
+            orphan = token == rep.MELODY_NOTE_OFF and latest < rep.MELODY_FIRST_PITCH_TOKEN
+            want.append(rep.MELODY_NO_EVENT if orphan else token)
+            latest = token if token != rep.MELODY_NO_EVENT else latest
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(rep.canonical_melody(row), want)
+
+
+def test_canonical_melody_rejects_tokens_outside_the_vocabulary():
+    with pytest.raises(ValueError, match="melody tokens"):
+        rep.canonical_melody(np.array([[0, 90]]))
+    with pytest.raises(ValueError, match="melody tokens"):
+        rep.canonical_melody(np.array([[0.5, 1.0]]))
+
+
 def test_drum_hits_and_piano_roll():
     tokens = [0, 1 | 4, 0, 511]
     hits = rep.drum_hits(tokens)

@@ -40,12 +40,11 @@ from pipelines.representation import (
     MELODY_FIRST_PITCH_TOKEN,
     MELODY_MAX_PITCH,
     MELODY_MIN_PITCH,
-    MELODY_NO_EVENT,
-    MELODY_NOTE_OFF,
     MELODY_PROGRAMS,
     STEPS_PER_BAR,
     STEPS_PER_QUARTER,
     TRACKS,
+    canonical_melody,
 )
 
 
@@ -136,15 +135,6 @@ def _has_onset(tokens: np.ndarray, track_type: str) -> np.ndarray:
     return (tokens != 0).any(axis=-1)
 
 
-def _drop_leading_note_offs(rows: np.ndarray) -> np.ndarray:
-    """Melody window rows [N, T] with every note-off before a row's first note-on made a
-    no-event: it ends a note that began before the window, which the window cannot show."""
-    is_note_on = rows >= MELODY_FIRST_PITCH_TOKEN
-    first_on = np.where(is_note_on.any(axis=-1), is_note_on.argmax(axis=-1), rows.shape[-1])
-    leading = np.arange(rows.shape[-1]) < first_on[:, None]
-    return np.where(leading & (rows == MELODY_NOTE_OFF), MELODY_NO_EVENT, rows)
-
-
 def windows_from_segment(
     segment: Segment, piece: Piece, spec: DatasetSpec, counts: collections.Counter
 ) -> list[Example]:
@@ -159,7 +149,7 @@ def windows_from_segment(
         for column, tokens in segment.tokens.items()
     }
     if spec.kind == "melody":  # magenta's Melody slices; its trio slices keep the note-off
-        windows["tokens"] = _drop_leading_note_offs(windows["tokens"])
+        windows["tokens"] = canonical_melody(windows["tokens"])
     has_onset = np.zeros(len(next(iter(windows.values()))), dtype=bool)
     for track in TRACKS[spec.kind]:
         has_onset |= _has_onset(windows[track.column], track.track_type)
