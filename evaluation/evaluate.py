@@ -49,6 +49,13 @@ from pipelines.params import read_params
 from training import generate, tracking
 from training.checkpoint import load_model, read_model_file, training_run_id
 
+# Piano-roll titles of the interpolation methods (scoring.Interpolations).
+_INTERPOLATION_TITLES = {
+    "latent": "latent-space interpolation (greedy)",
+    "sampled": "latent-space interpolation (sampled)",
+    "data": "data-space interpolation",
+}
+
 # ---------------------------------------------------------------------------------------------
 # Files
 
@@ -118,7 +125,7 @@ def write_music(
     n_interp = min(settings.num_interpolation_plots, len(interpolations.pairs))
     for p in range(n_interp):
         a_index, b_index = interpolations.pairs[p]
-        for method in ("latent", "data"):
+        for method in interpolations.methods:
             steps_tokens = getattr(interpolations, method)[p]
             sequences = [to_seq(t) for t in steps_tokens]
             rows = [("A (original)", to_seq(tokens[a_index]))]
@@ -131,7 +138,7 @@ def write_music(
                 rows,
                 figures / f"interpolation_{p:02d}_{method}.png",
                 steps,
-                title=f"{model_name}: {method}-space interpolation A -> B",
+                title=f"{model_name}: {_INTERPOLATION_TITLES[method]} A -> B",
             )
             joined = sequences_lib.concatenate_sequences(sequences)
             _write_midi(midi / f"interpolation_{p:02d}_{method}.mid", joined)
@@ -165,11 +172,12 @@ def plot_summaries(
 ) -> None:
     figures = out / "figures"
     alphas = curves["alpha"]
+    methods = [m for m in ("latent", "sampled", "data") if f"{m}_distance" in curves]
     pianoroll.plot_curves(
         alphas,
         {
             method: tuple(curves[f"{method}_distance{s}"] for s in ("", "_ci_low", "_ci_high"))
-            for method in ("latent", "data")
+            for method in methods
         },
         figures / "interpolation_distance.png",
         ylabel="normalised Hamming distance to A",
@@ -180,7 +188,7 @@ def plot_summaries(
             alphas,
             {
                 method: tuple(curves[f"{method}_lm_loglik{s}"] for s in ("", "_ci_low", "_ci_high"))
-                for method in ("latent", "data")
+                for method in methods
             },
             figures / "interpolation_lm_loglik.png",
             ylabel="LM log-likelihood per step (nats)",
@@ -299,7 +307,14 @@ def evaluate(
     alphas = np.linspace(0.0, 1.0, settings.interpolation_steps)
     pairs = interp.pick_pairs(len(tokens), settings.interpolation_pairs, seed)
     interpolations = scoring.interpolate_pairs(
-        model, tokens, rec.mu, pairs, alphas, seed=seed, batch_size=settings.batch_size
+        model,
+        tokens,
+        rec.mu,
+        pairs,
+        alphas,
+        seed=seed,
+        batch_size=settings.batch_size,
+        temperature=settings.sample_temperature,
     )
     interp_metrics, curves = scoring.interpolation_metrics(
         interpolations,

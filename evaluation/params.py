@@ -38,6 +38,7 @@ class EvaluateParams:
     interpolation_steps: int = 11
     lm: str | None = "models/lm-{model}/lm.pt"  # {model}, {dataset}; null/absent: no naturalness
     num_samples: int = 8  # prior samples rendered as MIDI and piano roll
+    # Of the prior samples and of the sampled interpolants (0: no sampled interpolants).
     sample_temperature: float = 0.5
     num_reconstruction_plots: int = 4
     num_interpolation_plots: int = 2

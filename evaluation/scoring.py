@@ -182,6 +182,13 @@ class Interpolations:
     pairs: np.ndarray  # [P, 2] indices into the test examples
     latent: np.ndarray  # [P, A, T, K] greedy decodes of slerp(mu_A, mu_B, alpha)
     data: np.ndarray  # [P, A, T, K] each step from B with probability alpha
+    # [P, A, T, K] the same codes decoded at a sampling temperature (`musicvae interpolate`'s
+    # default, as magenta's); None when not asked for
+    sampled: np.ndarray | None = None
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return ("latent", "data") + (("sampled",) if self.sampled is not None else ())
 
 
 @torch.no_grad()
@@ -194,19 +201,32 @@ def interpolate_pairs(
     *,
     seed: int = 0,
     batch_size: int = 128,
+    temperature: float = 0.0,
 ) -> Interpolations:
+    """Latent (greedy), data-space and, with `temperature` > 0, sampled interpolants."""
     mu_t = torch.as_tensor(mu, dtype=torch.float32)
     codes = torch.stack(
         [generate.slerp(mu_t[pairs[:, 0]], mu_t[pairs[:, 1]], float(a)) for a in alphas], dim=1
-    )  # [P, A, Z]
-    decoded = generate.decode(
-        model, codes.reshape(-1, codes.shape[-1]), temperature=0.0, batch_size=batch_size
-    ).numpy()
-    latent = decoded.reshape(len(pairs), len(alphas), *tokens.shape[1:])
+    ).reshape(-1, mu_t.shape[-1])  # [P * A, Z]
+    shape = (len(pairs), len(alphas), *tokens.shape[1:])
+
+    def decoded(at: float) -> np.ndarray:
+        return (
+            generate.decode(model, codes, temperature=at, seed=seed, batch_size=batch_size)
+            .numpy()
+            .reshape(shape)
+        )
+
     rng = np.random.default_rng(seed)
     a, b = tokens[pairs[:, 0]], tokens[pairs[:, 1]]
     data = np.stack([interp.data_space_interpolation(a, b, float(x), rng) for x in alphas], 1)
-    return Interpolations(alphas=np.asarray(alphas, float), pairs=pairs, latent=latent, data=data)
+    return Interpolations(
+        alphas=np.asarray(alphas, float),
+        pairs=pairs,
+        latent=decoded(0.0),
+        data=data,
+        sampled=decoded(temperature) if temperature > 0 else None,
+    )
 
 
 def interpolation_metrics(
@@ -220,29 +240,33 @@ def interpolation_metrics(
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """(flat metrics, per-alpha curves) of both interpolation methods.
 
-    With ``track_types``: the share of latent interpolants (every alpha) that are degenerate (at
-    most 2 note onsets in the whole window) or monotone (at most 2 distinct pitches), and how
-    well the two endpoints (alpha 0 and 1) reconstruct A and B."""
+    With ``track_types``: the share of interpolants (every alpha) that are degenerate (at most 2
+    note onsets in the whole window) or monotone (at most 2 distinct pitches), per method, and
+    how well the two endpoints (alpha 0 and 1) reconstruct A and B (greedy; sampled too when
+    `result` has sampled interpolants)."""
     a, b = tokens[result.pairs[:, 0]], tokens[result.pairs[:, 1]]
     out: dict[str, float] = {"interp_pairs": len(result.pairs)}
     if track_types is not None:
-        out["interp_latent_degenerate_fraction"] = interp.degenerate_fraction(
-            result.latent, track_types
-        )
-        out["interp_data_degenerate_fraction"] = interp.degenerate_fraction(
-            result.data, track_types
-        )
-        out["interp_latent_monotone_fraction"] = interp.monotone_fraction(
-            result.latent, track_types
-        )
-        out["interp_data_monotone_fraction"] = interp.monotone_fraction(result.data, track_types)
-    out["interp_endpoint_a_accuracy"] = float(m.per_example_accuracy(result.latent[:, 0], a).mean())
-    out["interp_endpoint_b_accuracy"] = float(
-        m.per_example_accuracy(result.latent[:, -1], b).mean()
-    )
+        for method in result.methods:
+            interpolants = getattr(result, method)
+            out[f"interp_{method}_degenerate_fraction"] = interp.degenerate_fraction(
+                interpolants, track_types
+            )
+            out[f"interp_{method}_monotone_fraction"] = interp.monotone_fraction(
+                interpolants, track_types
+            )
+    for method, prefix in (("latent", "interp"), ("sampled", "interp_sampled")):
+        if method in result.methods:
+            ends = getattr(result, method)
+            out[f"{prefix}_endpoint_a_accuracy"] = float(
+                m.per_example_accuracy(ends[:, 0], a).mean()
+            )
+            out[f"{prefix}_endpoint_b_accuracy"] = float(
+                m.per_example_accuracy(ends[:, -1], b).mean()
+            )
     curves: dict[str, np.ndarray] = {"alpha": result.alphas}
     loglik: dict[str, np.ndarray] = {}
-    for method in ("latent", "data"):
+    for method in result.methods:
         interpolants = getattr(result, method)
         distance = interp.normalized_hamming(
             interpolants, np.broadcast_to(a[:, None], interpolants.shape)

@@ -120,6 +120,16 @@ def test_outputs_are_never_overwritten_without_force(model_dir, tmp_path, capsys
     assert run(*common, "--seed", 2, "--temperature", 1.0, "--force") == 0
 
 
+def test_interpolate_samples_at_magentas_temperature_by_default(model_dir, inputs, tmp_path):
+    # magenta's music_vae_generate decodes interpolations at temperature 0.5 unless told.
+    common = ("interpolate", inputs["a"], inputs["b"], "--model", model_dir / "model.pt")
+    for folder, flags in (("default", ()), ("t05", ("-t", 0.5)), ("greedy", ("-t", 0))):
+        assert run(*common, "--seed", 3, *flags, "--no-png", "-o", tmp_path / folder) == 0
+    joined = {f: (tmp_path / f / "interpolation.mid").read_bytes() for f in ("default", "t05")}
+    assert joined["default"] == joined["t05"]
+    assert joined["default"] != (tmp_path / "greedy" / "interpolation.mid").read_bytes()
+
+
 def test_interpolate_endpoints_are_the_models_reconstructions(
     model_dir, model, inputs, tmp_path, capsys
 ):
@@ -133,6 +143,8 @@ def test_interpolate_endpoints_are_the_models_reconstructions(
             model_dir / "model.pt",
             "--steps",
             steps,
+            "--temperature",
+            0,
             "-o",
             tmp_path,
         )

@@ -64,6 +64,25 @@ def test_identity_model_reconstructs_perfectly_and_the_prior_does_not():
     assert values["active_units"] == 32  # every dimension of z carries the input
 
 
+def test_sampled_interpolants_decode_the_same_codes_at_the_temperature():
+    torch.manual_seed(0)
+    model = MusicVAE(get_config("cat-mel_2bar_tiny")).eval()
+    tokens = np.random.default_rng(2).integers(0, 90, size=(6, 32, 1))
+    mu = scoring.reconstruct(model, tokens, batch_size=6).mu
+    pairs, alphas = np.array([[0, 1], [2, 3]]), np.linspace(0.0, 1.0, 3)
+    greedy = scoring.interpolate_pairs(model, tokens, mu, pairs, alphas, seed=5)
+    assert greedy.sampled is None and greedy.methods == ("latent", "data")
+    sampled = scoring.interpolate_pairs(model, tokens, mu, pairs, alphas, seed=5, temperature=1.0)
+    again = scoring.interpolate_pairs(model, tokens, mu, pairs, alphas, seed=5, temperature=1.0)
+    np.testing.assert_array_equal(sampled.latent, greedy.latent)
+    np.testing.assert_array_equal(sampled.sampled, again.sampled)  # seeded
+    assert sampled.sampled.shape == sampled.latent.shape
+    assert (sampled.sampled != sampled.latent).mean() > 0.1  # an untrained model is unsure
+    values, curves = scoring.interpolation_metrics(sampled, tokens, None, track_types=["melody"])
+    assert {"interp_sampled_monotone_fraction", "interp_sampled_endpoint_a_accuracy"} <= set(values)
+    assert len(curves["sampled_distance"]) == len(alphas)
+
+
 def severed(cfg_name: str, **overrides) -> MusicVAE:
     """A real MusicVAE whose decoder cannot see z: every weight that carries z is zero."""
     torch.manual_seed(0)
@@ -199,6 +218,10 @@ def test_evaluate_stage_end_to_end(tiny_datasets, tmp_path, mlflow_store):
     assert 0.0 <= metrics["interp_latent_monotone_fraction"] <= 1.0
     # alpha 0 decodes mu_A greedily: A's sampled reconstruction, scored against A.
     assert 0.0 <= metrics["interp_endpoint_a_accuracy"] <= 1.0
+    # The same codes decoded at the sampling temperature: a third method beside latent and data.
+    assert 0.0 <= metrics["interp_sampled_monotone_fraction"] <= 1.0
+    assert 0.0 <= metrics["interp_sampled_endpoint_b_accuracy"] <= 1.0
+    assert "interp_sampled_lm_loglik" in metrics
 
     curves = read_csv(out / "interpolation.csv")
     assert [float(row["alpha"]) for row in curves] == pytest.approx(np.linspace(0, 1, 11))
@@ -216,6 +239,7 @@ def test_evaluate_stage_end_to_end(tiny_datasets, tmp_path, mlflow_store):
         "samples.png",
         "interpolation_00_latent.png",
         "interpolation_00_data.png",
+        "interpolation_00_sampled.png",
         "interpolation_distance.png",
         "interpolation_lm_loglik.png",
         "per_bar_accuracy.png",

@@ -701,7 +701,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "interpolate",
         help="slerp between the latent codes of two MIDI files",
-        parents=[model, greedy, inputs, _output_options("interpolation"), qpm, common],
+        # Sampled at 0.5 as magenta's music_vae_generate: greedy decoding holds notes.
+        parents=[
+            model,
+            _decoding_options(0.5),
+            inputs,
+            _output_options("interpolation"),
+            qpm,
+            common,
+        ],
     )
     p.add_argument("a", help="MIDI file A (alpha = 0)")
     p.add_argument("b", help="MIDI file B (alpha = 1)")
