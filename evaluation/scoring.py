@@ -238,7 +238,7 @@ def interpolation_metrics(
     seed: int = 0,
     track_types: list[str] | None = None,
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """(flat metrics, per-alpha curves) of both interpolation methods.
+    """(flat metrics, per-alpha curves) of each interpolation method of `result`.
 
     With ``track_types``: the share of interpolants (every alpha) that are degenerate (at most 2
     note onsets in the whole window) or monotone (at most 2 distinct pitches), per method, and
