@@ -168,25 +168,28 @@ def as_tracks(tokens: Tracks, kind: str) -> dict[str, np.ndarray]:
     lengths = {c: a.shape for c, a in arrays.items()}
     if any(a.ndim != 1 for a in arrays.values()) or len(set(lengths.values())) > 1:
         raise ValueError(f"{kind} token streams must be 1-D and of equal length; got {lengths}")
-    result = {}
-    for spec in specs:
-        array = arrays[spec.column]
-        if array.size and array.dtype.kind not in "iu":
-            integral = array.dtype.kind == "f" and bool(np.all(np.mod(array, 1) == 0))
-            if not integral:
-                raise ValueError(
-                    f"{kind} track {spec.column!r} holds non-integer tokens ({array.dtype})"
-                )
-        array = array.astype(np.int64)
-        bad = (array < 0) | (array >= spec.num_classes)
-        if bad.any():
-            step = int(np.flatnonzero(bad)[0])
+    return {spec.column: _checked_stream(arrays[spec.column], kind, spec) for spec in specs}
+
+
+def _checked_stream(array: np.ndarray, kind: str, spec: TrackSpec) -> np.ndarray:
+    """One track's tokens, of any shape with time last, as int64; ValueError on a non-integer
+    token or one outside [0, num_classes)."""
+    if array.size and array.dtype.kind not in "iu":
+        integral = array.dtype.kind == "f" and bool(np.all(np.mod(array, 1) == 0))
+        if not integral:
             raise ValueError(
-                f"{kind} track {spec.column!r}: token {int(array[step])} at step {step} is outside "
-                f"0..{spec.num_classes - 1}"
+                f"{kind} track {spec.column!r} holds non-integer tokens ({array.dtype})"
             )
-        result[spec.column] = array
-    return result
+    array = array.astype(np.int64)
+    bad = (array < 0) | (array >= spec.num_classes)
+    if bad.any():
+        where = np.unravel_index(np.flatnonzero(bad)[0], array.shape)
+        stream = f" of stream {tuple(int(i) for i in where[:-1])}" if array.ndim > 1 else ""
+        raise ValueError(
+            f"{kind} track {spec.column!r}: token {int(array[where])} at step {int(where[-1])}"
+            f"{stream} is outside 0..{spec.num_classes - 1}"
+        )
+    return array
 
 
 def melody_token_pitch(token: int) -> int:
@@ -207,15 +210,12 @@ def canonical_melody(tokens: Sequence[int] | np.ndarray) -> np.ndarray:
     """The canonical form of melody tokens: note-offs with no note to end become no-events.
 
     Takes one stream [T] or a batch of streams [..., T] (time on the last axis)."""
-    tokens = np.asarray(tokens)
-    if tokens.ndim == 1:
-        tokens = as_tracks(tokens, "melody")["tokens"]
-    elif (
-        tokens.ndim == 0
-        or not np.issubdtype(tokens.dtype, np.integer)
-        or ((tokens < 0) | (tokens >= MELODY_CLASSES)).any()
-    ):
-        raise ValueError(f"melody tokens must be [..., T] in [0, {MELODY_CLASSES})")
+    given = np.asarray(tokens)
+    if given.ndim == 0:
+        raise ValueError("melody tokens must be [T] or [..., T]; got a scalar")
+    tokens = _checked_stream(given, "melody", TRACKS["melody"][0])
+    # One stream comes back as int64 (as from as_tracks); a batch keeps its integer dtype.
+    dtype = given.dtype if given.ndim > 1 else tokens.dtype
     steps = np.arange(tokens.shape[-1])
     # Index of the latest event at or before each step (-1: none yet), then of the one before it.
     latest = np.maximum.accumulate(np.where(tokens != MELODY_NO_EVENT, steps, -1), axis=-1)
@@ -223,7 +223,7 @@ def canonical_melody(tokens: Sequence[int] | np.ndarray) -> np.ndarray:
     previous_token = np.take_along_axis(tokens, np.maximum(previous, 0), axis=-1)
     previous_is_note = (previous >= 0) & (previous_token >= MELODY_FIRST_PITCH_TOKEN)
     orphan_offs = (tokens == MELODY_NOTE_OFF) & ~previous_is_note
-    return np.where(orphan_offs, MELODY_NO_EVENT, tokens).astype(tokens.dtype, copy=False)
+    return np.where(orphan_offs, MELODY_NO_EVENT, tokens).astype(dtype, copy=False)
 
 
 def melody_notes(tokens: Sequence[int]) -> list[tuple[int, int, int]]:

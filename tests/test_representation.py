@@ -155,10 +155,13 @@ def test_canonical_melody_of_a_batch_is_canonical_melody_of_each_row(rows):
 
 
 def test_canonical_melody_rejects_tokens_outside_the_vocabulary():
-    with pytest.raises(ValueError, match="melody tokens"):
+    # The same check as every token stream's (as_tracks), with the stream of a batch named.
+    with pytest.raises(ValueError, match=r"token 90 at step 1 of stream \(0,\) is outside 0\.\.89"):
         rep.canonical_melody(np.array([[0, 90]]))
-    with pytest.raises(ValueError, match="melody tokens"):
+    with pytest.raises(ValueError, match="non-integer"):
         rep.canonical_melody(np.array([[0.5, 1.0]]))
+    with pytest.raises(ValueError, match="scalar"):
+        rep.canonical_melody(np.array(3))
 
 
 def test_drum_hits_and_piano_roll():
