@@ -39,10 +39,6 @@ class Reconstructions:
     posterior_sampled: np.ndarray | None = None
 
 
-def _batches(n: int, batch_size: int) -> list[slice]:
-    return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-
-
 @torch.no_grad()
 def reconstruct(
     model: torch.nn.Module, tokens: np.ndarray, *, batch_size: int = 128, seed: int = 0
@@ -52,7 +48,7 @@ def reconstruct(
     device = next(model.parameters()).device
     noise = torch.Generator(device=device).manual_seed(seed)
     tf, mus, sigmas, r_losses, kls = [], [], [], [], []
-    for rows in _batches(len(tokens), batch_size):
+    for rows in generate.batch_slices(len(tokens), batch_size):
         x = torch.as_tensor(tokens[rows], dtype=torch.long, device=device)
         at_mean = model(x, sample_z=False)
         tf.append(torch.stack([lg.argmax(dim=-1) for lg in at_mean.logits], dim=-1).cpu())

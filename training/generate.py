@@ -43,7 +43,8 @@ def _generator(model: torch.nn.Module, seed: int | None) -> torch.Generator:
     return generator
 
 
-def _batches(n: int, batch_size: int) -> list[slice]:
+def batch_slices(n: int, batch_size: int) -> list[slice]:
+    """Consecutive row slices of at most ``batch_size`` covering ``range(n)``."""
     return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
 
@@ -65,7 +66,7 @@ def encode_posterior(
     if tokens.ndim != 3:
         raise ValueError(f"tokens must be [N, T, K], got shape {tuple(tokens.shape)}")
     mus, sigmas = [], []
-    for rows in _batches(len(tokens), batch_size):
+    for rows in batch_slices(len(tokens), batch_size):
         mu, sigma = model.encode(tokens[rows].to(_device(model)))
         mus.append(mu.float().cpu())
         sigmas.append(sigma.float().cpu())
@@ -106,7 +107,7 @@ def decode(
     generator = _generator(model, seed)
     outputs = [
         model.decode(z[rows].to(_device(model)), temperature=temperature, generator=generator).cpu()
-        for rows in _batches(len(z), batch_size)
+        for rows in batch_slices(len(z), batch_size)
     ]
     return torch.cat(outputs).long()
 
