@@ -335,6 +335,9 @@ def evaluate(
     write_csv(out / "latent_dims.csv", tables["latent_dims"])
     # Exact values: compare.py pairs and bootstraps them.
     write_csv(out / "per_example.csv", {"example_id": examples.ids, **per_example}, digits=None)
+    notes += write_music(
+        out, cfg.kind, tokens, rec, interpolations, samples.numpy(), settings, model_name
+    )
     info = {
         "model": model_name,
         "config": cfg.name,
@@ -347,11 +350,8 @@ def evaluate(
         "training_step": int(model_file.get("step", 0)),
         "mlflow_run_id": run_id,
         "settings": dataclasses.asdict(settings),
-        "notes": notes,
+        "notes": list(notes),  # a copy: the MLflow note below is printed, not written
     }
-    notes += write_music(
-        out, cfg.kind, tokens, rec, interpolations, samples.numpy(), settings, model_name
-    )
     plot_summaries(out, curves, tables["per_bar"], model_name)
     # Kept out of metrics.json, which stays a pure function of model, data and settings.
     info["eval_seconds"] = round(time.perf_counter() - started, 1)

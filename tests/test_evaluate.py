@@ -257,6 +257,10 @@ def test_evaluate_stage_end_to_end(tiny_datasets, tmp_path, mlflow_store):
     run_id = training_run_id(models / name / "model.pt")
     info = json.loads((out / "model_info.json").read_text())
     assert info["mlflow_run_id"] == run_id and info["dataset"] == "mel_2bar"
+    # write_music's note (audio skipped or not) reaches the file; the MLflow note is only printed.
+    status = (out / "audio" / "STATUS.txt").read_text().removesuffix("\n")
+    skipped = status.removeprefix("No WAV files: ")
+    assert info["notes"] == ([] if skipped == status else [f"audio skipped: {skipped}"])
     client = mlflow_store.client()
     logged = client.get_run(run_id).data.metrics
     assert logged["test/sampled_accuracy"] == pytest.approx(metrics["sampled_accuracy"])
