@@ -36,7 +36,6 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 import music21
-from apache_beam.metrics import Metrics
 
 from pipelines.beamio.options import pipeline_options
 from pipelines.corpus.abc_played import TICKS_PER_QUARTER, PlayedTune
@@ -45,7 +44,6 @@ from pipelines.corpus.abc_tokens import play_with_tokens
 from pipelines.corpus.abc_tunes import Tune, count_tunes, decode_abc, split_tunes
 from pipelines.corpus.midi import VELOCITY, midi_bytes
 
-NAMESPACE = "corpus"
 DEFAULT_COLLECTIONS = ("essenFolksong", "oneills1850", "airdsAirs", "ryansMammoth", "miscFolk")
 REPORT_NAME = "REPORT.json"
 _MEMORY_ADDRESS = re.compile(r"0x[0-9a-fA-F]+|id\(\)=\d+")
@@ -114,9 +112,6 @@ class ConvertTune(beam.DoFn):
 
     def __init__(self, staging_dir: str):
         self.staging_dir = staging_dir
-        self.converted = Metrics.counter(NAMESPACE, "converted")
-        self.failed = Metrics.counter(NAMESPACE, "failed")
-        self.rescued = Metrics.counter(NAMESPACE, "rescued_by_fallback")
 
     def process(self, tune: Tune) -> Iterator[dict]:
         record = {
@@ -135,16 +130,12 @@ class ConvertTune(beam.DoFn):
             except Exception as fallback_error:
                 record["fallback_error"] = _reason(fallback_error)
         if played is None:
-            self.failed.inc()
             yield record
             return
         path = os.path.join(self.staging_dir, tune.midi_path)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as handle:
             handle.write(midi_bytes(played))
-        self.converted.inc()
-        if "error" in record:
-            self.rescued.inc()
         record.update(
             path=tune.midi_path,
             meter="none" if played.meter is None else f"{played.meter[0]}/{played.meter[1]}",
