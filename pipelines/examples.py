@@ -41,7 +41,12 @@ import pyarrow as pa
 from pipelines.beamio import files as beam_files
 from pipelines.beamio import parquet as beam_parquet
 from pipelines.beamio.options import pipeline_options
-from pipelines.extract.windows import DATASET_SPECS, DatasetSpec, examples_from_pieces
+from pipelines.extract.windows import (
+    DATASET_SPECS,
+    EXAMPLES_BY_METER,
+    DatasetSpec,
+    examples_from_pieces,
+)
 from pipelines.params import read_params
 from pipelines.representation import TRACKS
 from pipelines.splits.families import FindFamilies
@@ -134,6 +139,17 @@ beam.coders.registry.register_coder(Candidate, CandidateCoder)
 # "melody:too_short") or ("split", "train"); STAGE counts go to stats.json's "stages".
 STAGE, FILTER, SPLIT, METER, SOURCES = "stage", "filter", "split", "meter", "sources"
 DROPPED, SKIPPED = "near_copies_dropped", "near_copy_buckets_skipped"
+METER_BEFORE_DEDUP = "meter_before_dedup"
+
+
+def _dataset_key(key: str | tuple[str, str]) -> tuple[str, str]:
+    """The dataset-count key of an extraction count: its reason as a filter, or its meter."""
+    if isinstance(key, str):
+        return FILTER, key
+    group, meter = key
+    if group != EXAMPLES_BY_METER:
+        raise ValueError(f"unknown extraction count {key!r}")
+    return METER_BEFORE_DEDUP, meter
 
 
 class ExtractExamples(beam.DoFn):
@@ -195,7 +211,8 @@ class ExtractExamples(beam.DoFn):
                     counts[STAGE, "extract_errors"] += 1
                     yield self._count(spec.name, counts)
                     continue
-                counts.update({(FILTER, k): v for k, v in extracted.items()})
+                for key, value in extracted.items():
+                    counts[_dataset_key(key)] += value
                 counts[STAGE, "examples_extracted"] += len(examples)
                 counts[STAGE, "sequences_with_examples"] += bool(examples)
                 yield self._count(spec.name, counts)
@@ -326,14 +343,8 @@ def make_stats(
         "stages": stages,
         "extract_errors": stage.get("extract_errors", 0),
         "duplicates_across_corpus": stage.get("duplicates_across_corpus", 0),
-        "filters": {
-            k: v
-            for k, v in filters.items()
-            if not k.startswith(("examples:", "examples_by_meter:"))
-        },
-        "examples_by_meter_before_dedup": {
-            k.split(":", 1)[1]: v for k, v in filters.items() if k.startswith("examples_by_meter:")
-        },
+        "filters": filters,
+        "examples_by_meter_before_dedup": group(METER_BEFORE_DEDUP),
         "examples_by_meter": group(METER),
         "splits": splits,
         "source_files_by_split": {split: counts.get((SOURCES, split), 0) for split in SPLITS},

@@ -16,6 +16,7 @@ from pipelines import representation as rep
 from pipelines.extract.tracks import drum_segments, melody_segments
 from pipelines.extract.windows import (
     DATASET_SPECS,
+    EXAMPLES_BY_METER,
     DatasetSpec,
     Example,
     examples_from_notesequence,
@@ -56,7 +57,6 @@ def start_bars(examples):
 def test_a_melody_of_n_bars_gives_n_minus_window_plus_one_windows(spec, num_bars):
     examples, counts = examples_from_notesequence(make_step_sequence(bar_line(0, num_bars)), spec)
     assert start_bars(examples) == list(range(num_bars - spec.num_bars + 1))
-    assert counts[f"examples:{spec.name}"] == num_bars - spec.num_bars + 1
     assert counts["melody:extracted"] == 1
     for example in examples:
         assert example.tracks["tokens"].dtype == np.int16
@@ -194,7 +194,7 @@ def test_two_four_is_read_as_pairs_of_bars():
     assert counts["meter:2/4_as_pairs"] == 1
     assert start_bars(examples) == [0, 1, 2]
     assert {e.meter for e in examples} == {"2/4"}
-    assert counts["examples_by_meter:2/4"] == 3
+    assert counts[EXAMPLES_BY_METER, "2/4"] == 3
 
 
 def test_three_four_is_dropped_with_its_reason():
@@ -239,7 +239,7 @@ def test_time_events_that_change_nothing_do_not_split():
     ns.tempos.add(time=ns.total_time, qpm=90.0)  # after the last note, as MIDI files often end
     examples, counts = examples_from_notesequence(ns, MEL_2BAR)
     assert start_bars(examples) == [0, 1, 2]
-    assert not any(key.startswith("split:") for key in counts)
+    assert not any(isinstance(key, str) and key.startswith("split:") for key in counts)
 
 
 def test_odd_sequences_are_counted_not_raised():

@@ -16,9 +16,9 @@ NoteSequence and returns the windows it yields plus a Counter of everything it d
 
 A melody of N bars thus yields N - num_bars + 1 windows (before those two filters). Counter keys
 are "<step>:<reason>" (see the docstrings of pipelines.extract.pieces and pipelines.extract.tracks) plus
-melody:too_short / drums:too_short / trio:too_short [segment shorter than a window],
-examples:<dataset name> and examples_by_meter:<meter> [window kept]. Nothing is raised for odd
-data: a sequence that yields nothing is explained by its counts.
+melody:too_short / drums:too_short / trio:too_short [segment shorter than a window] and
+(EXAMPLES_BY_METER, <meter>) [window kept]. Nothing is raised for odd data: a sequence that yields
+nothing is explained by its counts.
 
 Magenta also caps the windows of one sequence at 5, sampled afresh at every epoch
 (max_tensors_per_notesequence); a static dataset keeps them all instead.
@@ -46,6 +46,10 @@ from pipelines.representation import (
     TRACKS,
     canonical_melody,
 )
+
+# Counter key of the windows kept per meter, (EXAMPLES_BY_METER, meter): readers get the meter
+# without parsing it out of a string.
+EXAMPLES_BY_METER = "examples_by_meter"
 
 
 @dataclass(frozen=True)
@@ -214,8 +218,7 @@ def examples_from_pieces(
                         continue
                     seen.add(key)
                 examples.append(example)
-                counts[f"examples_by_meter:{piece.meter}"] += 1
-    counts[f"examples:{spec.name}"] += len(examples)
+                counts[EXAMPLES_BY_METER, piece.meter] += 1
     for key in [key for key, value in counts.items() if value == 0]:
         del counts[key]  # steps add zero counts; keep the report to what happened
     return examples, counts
