@@ -41,6 +41,7 @@ import pyarrow as pa
 from pipelines.beamio import files as beam_files
 from pipelines.beamio import parquet as beam_parquet
 from pipelines.beamio.options import pipeline_options
+from pipelines.extract.pieces import meter_count_name
 from pipelines.extract.windows import (
     DATASET_SPECS,
     EXAMPLES_BY_METER,
@@ -143,13 +144,13 @@ METER_BEFORE_DEDUP = "meter_before_dedup"
 
 
 def _dataset_key(key: str | tuple[str, str]) -> tuple[str, str]:
-    """The dataset-count key of an extraction count: its reason as a filter, or its meter."""
+    """The dataset-count key of an extraction count: a filter (a reason or a piece's meter), or
+    the meter of kept windows."""
     if isinstance(key, str):
         return FILTER, key
-    group, meter = key
-    if group != EXAMPLES_BY_METER:
-        raise ValueError(f"unknown extraction count {key!r}")
-    return METER_BEFORE_DEDUP, meter
+    if key[0] == EXAMPLES_BY_METER:
+        return METER_BEFORE_DEDUP, key[1]
+    return FILTER, meter_count_name(key)
 
 
 class ExtractExamples(beam.DoFn):

@@ -197,6 +197,10 @@ def test_cli_end_to_end(stage1_output, tmp_path, capsys):
             s: len(set(tables[s].column("source_id").to_pylist())) for s in stage2.SPLITS
         }
         assert sum(stats["examples_by_meter"].values()) == len(rows)
+        # Every extracted window is counted once by its meter, before the de-duplication.
+        by_meter = stats["examples_by_meter_before_dedup"]
+        assert sum(by_meter.values()) == stats["stages"]["examples_extracted"]
+        assert stats["filters"]["meter:4/4"] > 0  # pieces' meters, under their reported names
         assert f"{name}:" in printed
     # The melody exists twice under two programs: its windows were de-duplicated across files.
     assert all_stats["mel_16bar"]["duplicates_across_corpus"] > 0

@@ -13,6 +13,7 @@ from note_seq import drums_encoder_decoder, drums_lib, melodies_lib, sequences_l
 from note_seq.protobuf import music_pb2
 
 from pipelines import representation as rep
+from pipelines.extract.pieces import METER_AS_PAIRS, METER_DROPPED, METER_KEPT, meter_count_name
 from pipelines.extract.tracks import drum_segments, melody_segments
 from pipelines.extract.windows import (
     DATASET_SPECS,
@@ -191,7 +192,8 @@ def test_two_four_is_read_as_pairs_of_bars():
     # Eight bars of 2/4 = four 16-step bars.
     notes = [(60 + i % 12, i * 4, i * 4 + 4) for i in range(16)]
     examples, counts = examples_from_notesequence(make_step_sequence(notes, meter=(2, 4)), MEL_2BAR)
-    assert counts["meter:2/4_as_pairs"] == 1
+    assert counts[METER_AS_PAIRS, "2/4"] == 1
+    assert meter_count_name((METER_AS_PAIRS, "2/4")) == "meter:2/4_as_pairs"  # in stats.json
     assert start_bars(examples) == [0, 1, 2]
     assert {e.meter for e in examples} == {"2/4"}
     assert counts[EXAMPLES_BY_METER, "2/4"] == 3
@@ -202,7 +204,8 @@ def test_three_four_is_dropped_with_its_reason():
         make_step_sequence(bar_line(0, 4), meter=(3, 4)), MEL_2BAR
     )
     assert examples == []
-    assert counts["meter:not_16_steps:3/4"] == 1
+    assert counts[METER_DROPPED, "3/4"] == 1
+    assert meter_count_name((METER_DROPPED, "3/4")) == "meter:not_16_steps:3/4"  # in stats.json
 
 
 def test_a_tempo_change_splits_the_sequence():
@@ -228,7 +231,8 @@ def test_a_time_signature_change_keeps_the_usable_piece():
     ns.time_signatures.add(time=6.0, numerator=3, denominator=4)  # from bar 3 on
     examples, counts = examples_from_notesequence(ns, MEL_2BAR)
     assert counts["split:time_signature_change"] == 1
-    assert counts["meter:4/4"] == 1 and counts["meter:not_16_steps:3/4"] == 1
+    assert counts[METER_KEPT, "4/4"] == 1 and counts[METER_DROPPED, "3/4"] == 1
+    assert meter_count_name((METER_KEPT, "4/4")) == "meter:4/4"
     assert start_bars(examples) == [0, 1]
 
 

@@ -29,7 +29,13 @@ import numpy as np
 import pretty_midi
 from note_seq.protobuf import music_pb2
 
-from pipelines.extract.pieces import Piece, split_into_pieces
+from pipelines.extract.pieces import (
+    METER_AS_PAIRS,
+    METER_DROPPED,
+    METER_KEPT,
+    Piece,
+    split_into_pieces,
+)
 from pipelines.extract.windows import (
     DATASET_SPECS,
     DatasetSpec,
@@ -181,12 +187,10 @@ def _why_nothing(
     counts: collections.Counter = collections.Counter()
     for extraction in extractions:
         counts.update(extraction.counts)
-    rejected_meters = sorted(
-        {key.rsplit(":", 1)[1] for key in counts if key.startswith("meter:not_16_steps:")}
-    )
-    kept_meters = [
-        key for key in counts if key.startswith("meter:") and not key.startswith("meter:not_")
-    ]
+    reasons = [key for key in counts if isinstance(key, str)]
+    meters = [key for key in counts if isinstance(key, tuple)]  # (group, meter)
+    rejected_meters = sorted({meter for group, meter in meters if group == METER_DROPPED})
+    kept_meters = [key for key in meters if key[0] in (METER_KEPT, METER_AS_PAIRS)]
     need = f"{spec.num_bars} bar{'s' if spec.num_bars > 1 else ''}"
     listing = "; ".join(t.describe() for t in tracks)
 
@@ -197,10 +201,8 @@ def _why_nothing(
             f"{source}: no section in 4/4 — the file is in {', '.join(rejected_meters)}; the model "
             "reads bars of four quarter notes (4/4 or 2/2; 2/4 is read as pairs of bars)"
         )
-    if any(key.startswith(("split:failed", "quantize:failed")) for key in counts) and not any(
-        extraction.windows for extraction in extractions
-    ):
-        failed = sorted(k for k in counts if k.startswith(("split:failed", "quantize:failed")))
+    failed = sorted(k for k in reasons if k.startswith(("split:failed", "quantize:failed")))
+    if failed and not any(extraction.windows for extraction in extractions):
         return f"{source}: the notes could not be put on a 16th-note grid ({', '.join(failed)})"
     if spec.kind == "melody":
         pitched = [t for t in tracks if not t.is_drum]

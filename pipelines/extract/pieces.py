@@ -9,14 +9,15 @@ line (tunes in the default corpus are shifted so that their first full bar does)
 
 Meters: a piece is kept when its bar is 16 steps (4/4, 2/2, 8/8). Meters whose bar is 8 steps
 (2/4, 4/8) are kept too and read as pairs of bars, so one 16-step bar of the representation is
-two bars of the score (counted as "meter:2/4_as_pairs"); every other meter is dropped and counted
-("meter:not_16_steps:3/4"). A piece without a time signature is 4/4, as note_seq reads it.
+two bars of the score (counted as (METER_AS_PAIRS, "2/4")); every other meter is dropped and
+counted ((METER_DROPPED, "3/4")). A piece without a time signature is 4/4, as note_seq reads it.
 
 Counter keys written here (units in brackets):
   sequence:no_notes [sequence]   split:failed:<Error> [sequence]
   split:tempo_change, split:time_signature_change [boundary between two pieces]
-  piece:empty, piece:too_long [piece]   meter:<m>, meter:<m>_as_pairs, meter:not_16_steps:<m>
-  [piece]   quantize:failed:<Error> [piece]
+  piece:empty, piece:too_long [piece]   quantize:failed:<Error> [piece]
+  (METER_KEPT | METER_AS_PAIRS | METER_DROPPED, <m>) [piece], reported by `meter_count_name` as
+  meter:<m>, meter:<m>_as_pairs and meter:not_16_steps:<m>
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ from pipelines.representation import (
     NoteArrays,
     quantize,
 )
+
+# Counter keys of a piece's meter, (group, meter): readers get the meter without parsing a string.
+METER_KEPT, METER_AS_PAIRS, METER_DROPPED = "meter", "meter_as_pairs", "meter_not_16_steps"
+_METER_COUNT_NAMES = {
+    METER_KEPT: "meter:{}",
+    METER_AS_PAIRS: "meter:{}_as_pairs",
+    METER_DROPPED: "meter:not_16_steps:{}",
+}
 
 # Quarter notes per bar of the meters kept, and of those read as pairs of bars.
 _FULL_BAR_QUARTERS = QUARTERS_PER_BAR
@@ -82,6 +91,12 @@ def _has_one_tempo_and_meter(ns: music_pb2.NoteSequence) -> bool:
     return True
 
 
+def meter_count_name(key: tuple[str, str]) -> str:
+    """The reason a meter count is reported as, e.g. "meter:4/4" or "meter:not_16_steps:3/4"."""
+    group, meter = key
+    return _METER_COUNT_NAMES[group].format(meter)
+
+
 def split_into_pieces(
     ns: music_pb2.NoteSequence, max_steps: int, counts: collections.Counter
 ) -> list[Piece]:
@@ -124,11 +139,11 @@ def split_into_pieces(
         meter = f"{numerator}/{denominator}"
         quarters = _quarters_per_bar(numerator, denominator)
         if quarters == _FULL_BAR_QUARTERS:
-            counts[f"meter:{meter}"] += 1
+            counts[METER_KEPT, meter] += 1
         elif quarters == _HALF_BAR_QUARTERS:
-            counts[f"meter:{meter}_as_pairs"] += 1
+            counts[METER_AS_PAIRS, meter] += 1
         else:
-            counts[f"meter:not_16_steps:{meter}"] += 1
+            counts[METER_DROPPED, meter] += 1
             continue
 
         try:
