@@ -273,7 +273,25 @@ def _train(
     scores: dict[str, float] = {}  # the eval scores of the weights at step `scored_step`
     scored_step, out_of_time, status = -1, run.elapsed_s >= budget_s, "FINISHED"
     try:
-        while run.step < cfg.max_steps and not out_of_time:
+        while True:
+            done = run.step >= cfg.max_steps or out_of_time
+
+            # Evaluate and checkpoint (rank 0 only): every checkpoint_every steps and at the end.
+            due = done or (run.step > 0 and run.step % cfg.checkpoint_every == 0)
+            if due and rt.is_main and scored_step != run.step:
+                scores, scored_step = evaluate(model, eval_data, cfg, run.step, rt.device), run.step
+                tracker.log_metrics(scores, run.step)
+                run.data_position, run.elapsed_s = stream.position, clock.elapsed()
+                _save(out_dir, model, optimizer, cfg, run, scores, rt.world_size)
+                on_schedule = run.step % cfg.checkpoint_every == 0
+                if on_schedule and bar is None and run.train_metrics:  # `dvc repro` logs a line
+                    line = _checkpoint_line(run.step, cfg.max_steps, run.train_metrics, scores)
+                    print(line, flush=True)
+                if window.steps == 0:
+                    window.started = time.perf_counter()  # examples/s leaves the eval out
+            if done:
+                break
+
             # One optimiser step on the next batch.
             x = torch.from_numpy(next(stream)).to(rt.device, non_blocking=True)
             skip_above = _skip_threshold(cfg, run.step, run.grad_norm_ema)
@@ -300,18 +318,6 @@ def _train(
                 tracker.log_metrics(run.train_metrics, run.step)
                 _show(bar, run.train_metrics)
                 window = WindowStats()
-
-            # Evaluate and checkpoint (rank 0 only).
-            if run.step % cfg.checkpoint_every == 0 and rt.is_main:
-                scores, scored_step = evaluate(model, eval_data, cfg, run.step, rt.device), run.step
-                tracker.log_metrics(scores, run.step)
-                run.data_position, run.elapsed_s = stream.position, clock.elapsed()
-                _save(out_dir, model, optimizer, cfg, run, scores, rt.world_size)
-                if bar is None and run.train_metrics:  # `dvc repro` logs: one line
-                    line = _checkpoint_line(run.step, cfg.max_steps, run.train_metrics, scores)
-                    print(line, flush=True)
-                if window.steps == 0:
-                    window.started = time.perf_counter()  # examples/s leaves the eval out
     except BaseException as err:
         status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
         raise
@@ -324,11 +330,6 @@ def _train(
     total_seconds = clock.elapsed()
     metrics: dict[str, Any] = {}
     if rt.is_main:
-        if scored_step != run.step:
-            scores = evaluate(model, eval_data, cfg, run.step, rt.device)
-            tracker.log_metrics(scores, run.step)
-            run.data_position, run.elapsed_s = stream.position, clock.elapsed()
-            _save(out_dir, model, optimizer, cfg, run, scores, rt.world_size)
         metrics = _finish(model, cfg, run, scores, len(eval_data), out_dir, tracker, total_seconds)
     barrier(rt)
     return metrics
