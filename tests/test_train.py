@@ -155,6 +155,28 @@ def test_resumed_run_equals_uninterrupted_run_exactly(
         quiet_train(get_config(name, {"z_size": 8}), tmp_path / "resumed", folder, resume=True)
 
 
+def test_a_run_resumed_at_a_checkpoint_step_does_not_score_that_step_twice(tiny_datasets, tmp_path):
+    folder = dataset(tiny_datasets, "mel_2bar")
+    cfg = get_config("cat-mel_2bar_tiny", {"max_steps": 9, "checkpoint_every": 3})
+    quiet_train(cfg, tmp_path / "straight", folder)
+    quiet_train(
+        get_config("cat-mel_2bar_tiny", {"max_steps": 6, "checkpoint_every": 3}),
+        tmp_path / "resumed",
+        folder,
+    )
+    quiet_train(cfg, tmp_path / "resumed", folder, resume=True)
+
+    straight = (tmp_path / "straight" / "eval_curve.csv").read_text().splitlines()
+    resumed = (tmp_path / "resumed" / "eval_curve.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in resumed[1:]] == ["3", "6", "9"]
+    assert resumed == straight
+    last = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    for key, value in load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")[
+        "state_dict"
+    ].items():
+        assert torch.equal(value, last["state_dict"][key]), key
+
+
 def test_time_budget_stops_the_run_and_writes_outputs(tiny_datasets, tmp_path):
     cfg = get_config("cat-mel_2bar_tiny", {"max_steps": 10_000, "max_minutes": 0.0001})
     metrics = quiet_train(cfg, tmp_path, dataset(tiny_datasets, "mel_2bar"))

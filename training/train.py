@@ -272,12 +272,13 @@ def _train(
     window = WindowStats()
     scores: dict[str, float] = {}  # the eval scores of the weights at step `scored_step`
     scored_step, out_of_time, status = -1, run.elapsed_s >= budget_s, "FINISHED"
+    started_at = run.step  # a resumed run's checkpoint step was scored before it was saved
     try:
         while True:
             done = run.step >= cfg.max_steps or out_of_time
 
             # Evaluate and checkpoint (rank 0 only): every checkpoint_every steps and at the end.
-            due = done or (run.step > 0 and run.step % cfg.checkpoint_every == 0)
+            due = done or (run.step > started_at and run.step % cfg.checkpoint_every == 0)
             if due and rt.is_main and scored_step != run.step:
                 scores, scored_step = evaluate(model, eval_data, cfg, run.step, rt.device), run.step
                 tracker.log_metrics(scores, run.step)
