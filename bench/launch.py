@@ -45,7 +45,9 @@ def run_rate(
     """examples/s over the last logged window of a `steps`-step run."""
     with tempfile.TemporaryDirectory() as out:
         launcher = (
-            ["torchrun", "--standalone", f"--nproc_per_node={procs}", "-m"]
+            # torchrun's module form: works without the venv's bin/ on PATH.
+            [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+            + [f"--nproc_per_node={procs}", "-m"]
             if procs > 1
             else [sys.executable, "-m"]
         )
