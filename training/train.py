@@ -270,8 +270,8 @@ def _train(
 
     clock = TrainingClock(run.elapsed_s)
     window = WindowStats()
-    scores: dict[str, float] = {}  # the eval scores of the weights at step `scored_step`
-    scored_step, out_of_time, status = -1, run.elapsed_s >= budget_s, "FINISHED"
+    scores: dict[str, float] = {}  # the eval scores of the last checkpoint's weights
+    out_of_time, status = run.elapsed_s >= budget_s, "FINISHED"
     started_at = run.step  # a resumed run's checkpoint step was scored before it was saved
     try:
         while True:
@@ -279,8 +279,8 @@ def _train(
 
             # Evaluate and checkpoint (rank 0 only): every checkpoint_every steps and at the end.
             due = done or (run.step > started_at and run.step % cfg.checkpoint_every == 0)
-            if due and rt.is_main and scored_step != run.step:
-                scores, scored_step = evaluate(model, eval_data, cfg, run.step, rt.device), run.step
+            if due and rt.is_main:
+                scores = evaluate(model, eval_data, cfg, run.step, rt.device)
                 tracker.log_metrics(scores, run.step)
                 run.data_position, run.elapsed_s = stream.position, clock.elapsed()
                 _save(out_dir, model, optimizer, cfg, run, scores, rt.world_size)
