@@ -369,6 +369,63 @@ def test_decoder_input_dropout_blanks_inputs_in_training_only():
         get_config("cat-mel_2bar_tiny", {"dec_input_dropout": 1.0})
 
 
+@pytest.mark.parametrize(
+    "name", ["flat-mel_16bar_tiny", "hierdec-mel_16bar_tiny", "hierdec-trio_16bar_tiny"]
+)
+def test_bag_of_notes_scores_each_bars_tokens_without_their_order(name):
+    from training.objective import bag_of_notes_nll
+
+    model, cfg = tiny_model(name, bag_of_notes_weight=0.5)
+    x = random_tokens(cfg, 3)
+    out = model(x, sample_z=False)
+    assert [tuple(b.shape) for b in out.bag_logits] == [
+        (3, cfg.num_bars, t.num_classes) for t in cfg.tracks
+    ]
+    expected = torch.zeros(3)
+    for k, logits in enumerate(out.bag_logits):
+        log_p = torch.log_softmax(logits.float(), dim=-1)
+        for b in range(3):
+            for t in range(cfg.max_seq_len):
+                expected[b] -= log_p[b, t // cfg.steps_per_bar, x[b, t, k]]
+    torch.testing.assert_close(bag_of_notes_nll(out.bag_logits, x), expected)
+    # Reversing the steps within every bar leaves the bag loss alone.
+    bars = x.reshape(3, cfg.num_bars, cfg.steps_per_bar, -1).flip(2).reshape(x.shape)
+    torch.testing.assert_close(bag_of_notes_nll(out.bag_logits, bars), expected)
+    terms = vae_loss(out, x, cfg, step=0)
+    torch.testing.assert_close(terms.bag_loss, expected.mean())
+    torch.testing.assert_close(
+        terms.loss, terms.r_loss + terms.beta * terms.kl_cost + 0.5 * terms.bag_loss
+    )
+    assert tiny_model(name)[0](x).bag_logits is None  # off by default: no head, no term
+
+
+def test_bag_of_notes_loss_trains_the_encoder_to_carry_each_bars_notes():
+    from training.objective import bag_of_notes_nll
+
+    model, cfg = tiny_model("hierdec-mel_16bar_tiny", bag_of_notes_weight=1.0)
+    x = random_tokens(cfg, 8)
+    model.train()
+
+    def bag_loss(z_order=None) -> float:
+        with torch.no_grad():
+            mu, _ = model.encode(x)
+            z = mu if z_order is None else mu[z_order]
+            return float(bag_of_notes_nll(model.decoder.bag_logits(z), x).mean())
+
+    first = bag_loss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        optimizer.zero_grad()
+        bag_of_notes_nll(model(x, sample_z=False).bag_logits, x).mean().backward()
+        optimizer.step()
+    # Random tokens: only a z that tells the windows' bars apart fits their bags, so each
+    # window's own z must beat another window's.
+    assert bag_loss() < 0.85 * first
+    assert bag_loss() < 0.9 * bag_loss(z_order=torch.roll(torch.arange(8), 1))
+    with pytest.raises(ValueError, match="bag_of_notes_weight"):
+        get_config("hierdec-mel_16bar_tiny", {"bag_of_notes_weight": -1.0})
+
+
 # ---------------------------------------------------------------------------------------------
 # Loss and schedules
 

@@ -78,6 +78,9 @@ class Config:
     grad_norm_clip_to_zero: float = 10000.0  # a larger global norm skips the step
     grad_skip_factor: float = 0.0  # >0: skip a step whose norm exceeds this x the running mean
     dec_input_dropout: float = 0.0  # word dropout of the decoder's previous tokens (not magenta's)
+    # >0: each bar's code (c_u, or z for a flat decoder) also predicts that bar's bag of tokens,
+    # so z must carry the notes (Zhao et al. 2017's bag-of-words loss; not magenta's).
+    bag_of_notes_weight: float = 0.0
     sampling_schedule: str = "constant"
     sampling_rate: float = 0.0
     # Data stream.
@@ -191,6 +194,8 @@ def _validated(cfg: Config) -> Config:
         raise ValueError("split_tracks is only defined for the hierarchical decoder")
     if not 0 <= cfg.dec_input_dropout < 1:
         raise ValueError("dec_input_dropout must be in [0, 1)")
+    if cfg.bag_of_notes_weight < 0:
+        raise ValueError("bag_of_notes_weight must be >= 0")
     if cfg.precision not in ("auto", "bf16", "fp32"):
         raise ValueError(f"precision {cfg.precision!r} not in ('auto', 'bf16', 'fp32')")
     return cfg

@@ -48,6 +48,7 @@ class VAEOutput(NamedTuple):
     mu: Tensor  # [B, z_size]
     sigma: Tensor  # [B, z_size]
     z: Tensor  # [B, z_size]
+    bag_logits: list[Tensor] | None = None  # one [B, num_bars, num_classes] per track
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,13 +344,37 @@ class CoreDecoder(nn.Module):
 # 5. Flat and hierarchical decoders
 
 
+class BagOfNotes(nn.Module):
+    """Per bar, a distribution over each track's tokens (order-free), from the bar's code."""
+
+    def __init__(self, tracks: list[TrackSpec], code_size: int, bars_per_code: int):
+        super().__init__()
+        self.bars = bars_per_code
+        self.heads = nn.ModuleList(
+            nn.Linear(code_size, bars_per_code * t.num_classes) for t in tracks
+        )
+
+    def forward(self, code: Tensor, num_bars: int) -> list[Tensor]:
+        """code [B, U, H] (one per bar) or [B, 1, H] (one for all U bars) -> [B, U, C] each."""
+        return [head(code).reshape(code.shape[0], num_bars, -1) for head in self.heads]
+
+
 class FlatDecoder(nn.Module):
     """One LSTM stack over the whole sequence, conditioned on z."""
 
     def __init__(self, cfg: Config):
         super().__init__()
         self.length = cfg.max_seq_len
+        self.num_bars = cfg.num_bars
         self.core = CoreDecoder(cfg.tracks, cfg.z_size, cfg.dec_rnn_size)
+        self.bag = (
+            BagOfNotes(cfg.tracks, cfg.z_size, cfg.num_bars)
+            if cfg.bag_of_notes_weight > 0
+            else None
+        )
+
+    def bag_logits(self, z: Tensor) -> list[Tensor]:
+        return self.bag(z.unsqueeze(1), self.num_bars)
 
     def forward(self, prev, z, sampling_probability=0.0, generator=None) -> list[Tensor]:
         return self.core(prev, z, sampling_probability, generator)
@@ -383,6 +408,10 @@ class HierarchicalDecoder(nn.Module):
             CoreDecoder([cfg.tracks[k] for k in group], sizes[-1], cfg.dec_rnn_size)
             for group in groups
         )
+        self.bag = BagOfNotes(cfg.tracks, sizes[-1], 1) if cfg.bag_of_notes_weight > 0 else None
+
+    def bag_logits(self, z: Tensor) -> list[Tensor]:
+        return self.bag(self.conduct(z), self.num_bars)
 
     def conduct(self, z: Tensor) -> Tensor:
         """z [B, Z] -> bar embeddings c [B, U, H]."""
@@ -491,7 +520,8 @@ class MusicVAE(nn.Module):
         if self.training and self.cfg.dec_input_dropout > 0:
             prev = drop_inputs(prev, self.cfg.dec_input_dropout, generator)
         logits = self.decoder(prev, z, sampling_probability, generator)
-        return VAEOutput(logits, mu, sigma, z)
+        bag = self.decoder.bag_logits(z) if self.decoder.bag is not None else None
+        return VAEOutput(logits, mu, sigma, z, bag)
 
     @torch.no_grad()
     def decode(

@@ -4,7 +4,7 @@ r_loss  = NLL of the targets summed over time and tracks, per example
 KL      = KL(N(mu, sigma) || N(0, I)) in nats, summed over z dimensions, per example
 kl_cost = max(KL - free_bits * ln 2, 0)
 beta    = (1 - beta_rate ** step) * max_beta
-loss    = mean_batch(r_loss) + beta * mean_batch(kl_cost)
+loss    = mean_batch(r_loss) + beta * mean_batch(kl_cost) [+ w * mean_batch(bag NLL), if w > 0]
 lr      = (learning_rate - min_learning_rate) * decay_rate ** step + min_learning_rate
 p(sample own output) = 1 - k / (k + exp(step / k))            ("inverse_sigmoid", k = rate)
 """
@@ -33,6 +33,7 @@ class LossTerms(NamedTuple):
     kl_cost: Tensor  # mean max(KL - free nats, 0) (nats)
     beta: float
     accuracy: Tensor  # fraction of tokens (all tracks) predicted right, teacher forced
+    bag_loss: Tensor  # mean NLL per example of every token under its bar's bag of notes (nats)
     track_accuracy: list[Tensor]  # the same per track
 
 
@@ -85,8 +86,24 @@ def reconstruction(logits: list[Tensor], x: Tensor) -> tuple[Tensor, list[Tensor
     return nll, correct
 
 
+def bag_of_notes_nll(bag_logits: list[Tensor], x: Tensor) -> Tensor:
+    """Per-example NLL [B] of every token under its bar's order-free distribution, summed."""
+    nll = x.new_zeros(x.shape[0], dtype=torch.float32)
+    for k, logits in enumerate(bag_logits):
+        batch, bars, classes = logits.shape
+        log_p = F.log_softmax(logits.float(), dim=-1)  # [B, U, C]
+        counts = F.one_hot(x[..., k].reshape(batch, bars, -1), classes).sum(dim=2)  # [B, U, C]
+        nll = nll - (counts * log_p).sum(dim=(1, 2))
+    return nll
+
+
 def vae_loss(out: VAEOutput, x: Tensor, cfg: Config, step: int) -> LossTerms:
     nll, correct = reconstruction(out.logits, x)
+    bag = (
+        bag_of_notes_nll(out.bag_logits, x).mean()
+        if out.bag_logits is not None
+        else x.new_zeros((), dtype=torch.float32)
+    )
     kl = kl_divergence(out.mu.float(), out.sigma.float())
     cost = kl_cost(kl, cfg.free_bits)
     beta = beta_at(cfg, step)
@@ -94,11 +111,12 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: Config, step: int) -> LossTerms:
     mean_cost = cost.mean()
     track_accuracy = [c.float().mean() for c in correct]
     return LossTerms(
-        loss=r_loss + beta * mean_cost,
+        loss=r_loss + beta * mean_cost + cfg.bag_of_notes_weight * bag,
         r_loss=r_loss,
         kl_bits=kl.mean() / LN2,
         kl_cost=mean_cost,
         beta=beta,
         accuracy=torch.stack(track_accuracy).mean(),
+        bag_loss=bag,
         track_accuracy=track_accuracy,
     )

@@ -191,6 +191,8 @@ def train_step(
         "accuracy": float(terms.accuracy),
         "grad_norm": grad_norm,
     }
+    if cfg.bag_of_notes_weight > 0:
+        metrics["bag_loss"] = float(terms.bag_loss.detach())
     return StepResult(metrics, bad, lr, terms.beta, probability)
 
 
