@@ -291,7 +291,7 @@ def tree_digest(folder: str) -> str:
     return digest.hexdigest()
 
 
-def _check_output(output: str, overwrite: bool) -> None:
+def check_output(output: str, overwrite: bool) -> None:
     if "://" in output:
         raise SystemExit("--output must be a local folder (the build renames it into place)")
     if os.path.isdir(output) and os.listdir(output) and not overwrite:
@@ -300,7 +300,7 @@ def _check_output(output: str, overwrite: bool) -> None:
         raise SystemExit(f"{output} exists and is not a folder")
 
 
-def _move_into_place(staging: str, output: str) -> None:
+def move_into_place(staging: str, output: str) -> None:
     if os.path.exists(output):
         retired = f"{output}.old"
         shutil.rmtree(retired, ignore_errors=True)
@@ -314,7 +314,7 @@ def _move_into_place(staging: str, output: str) -> None:
 def build_corpus(args: argparse.Namespace, beam_args: list[str]) -> dict:
     """Run the pipeline into <output>.partial, then rename it to <output>; returns the report."""
     output = os.path.abspath(args.output)
-    _check_output(output, args.overwrite)
+    check_output(output, args.overwrite)
     source = args.source or music21_corpus_dir()
     chosen = args.collections
     if chosen is None:
@@ -342,7 +342,7 @@ def build_corpus(args: argparse.Namespace, beam_args: list[str]) -> dict:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _move_into_place(staging, output)
+    move_into_place(staging, output)
     return report
 
 

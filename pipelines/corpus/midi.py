@@ -65,3 +65,76 @@ def midi_bytes(tune: PlayedTune) -> bytes:
     tracks += [_voice_track(tune, voice) for voice in range(tune.voices)]
     header = b"MThd" + struct.pack(">IHHH", 6, 1, len(tracks), TICKS_PER_QUARTER)
     return header + b"".join(tracks)
+
+
+def multitrack_midi_bytes(
+    meter: tuple[int, int],
+    qpm: float,
+    tracks: list[tuple[int, int, list[tuple[int, int, int, int]]]],
+) -> bytes:
+    """A format-1 file of (channel, program, notes) tracks; notes are (start tick, end tick,
+    pitch, velocity) at TICKS_PER_QUARTER. Channel 9 is General MIDI's drum channel."""
+    numerator, denominator = meter
+    time_signature = bytes([0xFF, 0x58, 4, numerator, denominator.bit_length() - 1, 24, 8])
+    microseconds = min(max(round(60_000_000 / qpm), 1), 0xFFFFFF)
+    chunks = [_track([(0, time_signature), (0, b"\xff\x51\x03" + microseconds.to_bytes(3, "big"))])]
+    for channel, program, notes in tracks:
+        keyed = []  # (tick, 0 = off / 1 = on, pitch, velocity): offs before ons at one tick
+        for start, end, pitch, velocity in notes:
+            keyed.append((start, 1, pitch, velocity))
+            keyed.append((end, 0, pitch, 0))
+        keyed.sort()
+        events = [(0, bytes([0xC0 | channel, program]))]
+        events += [
+            (tick, bytes([(0x90 if on else 0x80) | channel, pitch, velocity]))
+            for tick, on, pitch, velocity in keyed
+        ]
+        chunks.append(_track(events))
+    header = b"MThd" + struct.pack(">IHHH", 6, 1, len(chunks), TICKS_PER_QUARTER)
+    return header + b"".join(chunks)
+
+
+def _read_variable_length(data: bytes, pos: int) -> tuple[int, int]:
+    value = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, pos
+
+
+def read_events(data: bytes) -> tuple[int, list[tuple[int, int, int, bytes]]]:
+    """A Standard MIDI File's (ticks per quarter, events); an event is (absolute tick, track,
+    status, data), status 0xFF for meta events with data = type byte + payload. Faster than
+    mido for the large files MMA writes; raises ValueError on a malformed file."""
+    if data[:4] != b"MThd":
+        raise ValueError("not a Standard MIDI File")
+    header_size, _, num_tracks, division = struct.unpack(">IHHH", data[4:14])
+    if division & 0x8000:
+        raise ValueError("SMPTE time division is not supported")
+    pos, events = 8 + header_size, []
+    for track in range(num_tracks):
+        if data[pos : pos + 4] != b"MTrk":
+            raise ValueError(f"track {track}: no MTrk chunk")
+        (size,) = struct.unpack(">I", data[pos + 4 : pos + 8])
+        pos, end, tick, status = pos + 8, pos + 8 + size, 0, 0
+        while pos < end:
+            delta, pos = _read_variable_length(data, pos)
+            tick += delta
+            if data[pos] >= 0x80:
+                status, pos = data[pos], pos + 1
+            if status == 0xFF:
+                kind = data[pos]
+                length, pos = _read_variable_length(data, pos + 1)
+                events.append((tick, track, 0xFF, bytes([kind]) + data[pos : pos + length]))
+                pos += length
+            elif status in (0xF0, 0xF7):
+                length, pos = _read_variable_length(data, pos)
+                pos += length
+            else:
+                size_of = 1 if 0xC0 <= status < 0xE0 else 2
+                events.append((tick, track, status, data[pos : pos + size_of]))
+                pos += size_of
+        pos = end
+    return division, events
