@@ -43,6 +43,7 @@ from pipelines.corpus.abc_streams import play_with_streams
 from pipelines.corpus.abc_tokens import play_with_tokens
 from pipelines.corpus.abc_tunes import Tune, count_tunes, decode_abc, split_tunes
 from pipelines.corpus.midi import VELOCITY, midi_bytes
+from pipelines.corpus.staging import check_output, move_into_place
 
 DEFAULT_COLLECTIONS = ("essenFolksong", "oneills1850", "airdsAirs", "ryansMammoth", "miscFolk")
 REPORT_NAME = "REPORT.json"
@@ -289,26 +290,6 @@ def tree_digest(folder: str) -> str:
             with open(path, "rb") as handle:
                 digest.update(handle.read())
     return digest.hexdigest()
-
-
-def check_output(output: str, overwrite: bool) -> None:
-    if "://" in output:
-        raise SystemExit("--output must be a local folder (the build renames it into place)")
-    if os.path.isdir(output) and os.listdir(output) and not overwrite:
-        raise SystemExit(f"{output} exists and is not empty; pass --overwrite to replace it")
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise SystemExit(f"{output} exists and is not a folder")
-
-
-def move_into_place(staging: str, output: str) -> None:
-    if os.path.exists(output):
-        retired = f"{output}.old"
-        shutil.rmtree(retired, ignore_errors=True)
-        os.rename(output, retired)
-        os.rename(staging, output)
-        shutil.rmtree(retired)
-    else:
-        os.rename(staging, output)
 
 
 def build_corpus(args: argparse.Namespace, beam_args: list[str]) -> dict:

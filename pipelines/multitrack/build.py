@@ -44,8 +44,8 @@ import apache_beam as beam
 
 from pipelines.beamio.options import pipeline_options
 from pipelines.corpus.abc_played import TICKS_PER_QUARTER
-from pipelines.corpus.build import check_output, move_into_place
 from pipelines.corpus.midi import multitrack_midi_bytes, read_events
+from pipelines.corpus.staging import check_output, move_into_place
 from pipelines.multitrack import harmony, mma
 
 REPORT_NAME = "REPORT.json"
