@@ -39,8 +39,11 @@ data: $(STAMP)
 	  $(BIN)/python -m pipelines.corpus --output data; \
 	fi
 
-repro: data
-	$(BIN)/dvc repro
+# Without mma (and no way to install it) the drums and trio stages are left out, in one line.
+repro: data mma
+	@if command -v mma >/dev/null 2>&1; then $(BIN)/dvc repro; else \
+	  echo "mma is not installed: make repro leaves out the drums and trio corpus and its models"; \
+	  $(BIN)/dvc repro $$($(BIN)/python -m pipelines.multitrack.without_mma); fi
 
 test: $(STAMP) browser mma
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -59,9 +62,10 @@ endef
 browser:
 	$(call debian_package,chromium,command -v chromium,browser tests)
 
-# The golden-file test (tests/test_golden_mma.py) reads the MIDI files of Debian's mma package.
+# Debian's mma: the drums and trio corpus (pipelines/multitrack) plays its grooves, and the
+# golden-file test (tests/test_golden_mma.py) reads its MIDI files.
 mma:
-	$(call debian_package,mma,dpkg -s mma,the golden-file tests)
+	$(call debian_package,mma,dpkg -s mma,the drums and trio stages and their tests)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from pipelines.multitrack import mma
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
@@ -37,10 +39,18 @@ CORPUS_ARGS = [
     "--direct_num_workers=1",
 ]
 SPLIT_FRACTIONS = {"eval_fraction": 0.3, "test_fraction": 0.3}
+# Ten of MMA's groove files (96 grooves) as the multitrack stage's library: 5 s of `mma` instead
+# of the whole library's, and drum windows in every split (541: 303 train, 106 eval, 99 test).
+MMA_LIBRARY_FILES = tuple(
+    f"{name}.mma"
+    for name in ("folk", "50srock", "60srock", "8beat", "basicrock", "ballad", "bluegrass",
+                 "swing", "jazzrock", "rhumba")
+)  # fmt: skip
 
 # The models of the tiny profile: `_tiny` configs (training/configs.py) -> their datasets.
 TINY_MODELS = {
     "cat-mel_2bar_tiny": "mel_2bar",
+    "cat-drums_2bar_tiny": "drums_2bar",
     "flat-mel_16bar_tiny": "mel_16bar",
     "hierdec-mel_16bar_tiny": "mel_16bar",
 }
@@ -170,6 +180,7 @@ def tiny_params(params: dict[str, Any]) -> dict[str, Any]:
     """The repo's params.yaml with the tiny models and budgets; every other knob kept."""
     params = dict(params)
     params["examples"] = {**params["examples"], **SPLIT_FRACTIONS}
+    params["multitrack"] = {**params["multitrack"], "library": "mma-library"}
     params["models"] = {name: {"dataset": dataset} for name, dataset in TINY_MODELS.items()}
     defaults = (params.get("train") or {}).get("defaults") or {}
     params["train"] = {"defaults": {**defaults, **TINY_TRAIN}, **{m: {} for m in TINY_MODELS}}
@@ -184,6 +195,9 @@ def build_tiny_repo(dst: Path, mlflow_uri: str, src: Path = REPO_ROOT) -> DvcRep
     (dst / "dvc.lock").unlink(missing_ok=True)  # the real run's hashes: not ours
     repo = DvcRepo(dst, tool_env(mlflow_uri))
     repo.run(sys.executable, "-m", "pipelines.corpus", "--output", "data", *CORPUS_ARGS)
+    (dst / "mma-library").mkdir()
+    for name in MMA_LIBRARY_FILES:
+        shutil.copy(Path(mma.DEFAULT_LIBRARY) / name, dst / "mma-library" / name)
     params = tiny_params(yaml.safe_load((src / "params.yaml").read_text()))
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     repo.run("git", "init", "--quiet", "--initial-branch=main")

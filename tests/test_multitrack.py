@@ -16,6 +16,7 @@ from pathlib import Path
 import mido
 import numpy as np
 import pytest
+import yaml
 
 from pipelines.corpus.abc_played import TICKS_PER_QUARTER
 from pipelines.corpus.midi import multitrack_midi_bytes, read_events
@@ -179,3 +180,23 @@ def test_without_mma_the_build_says_how_to_install_it_and_writes_nothing(tmp_pat
     with pytest.raises(SystemExit, match=r"apt-get install mma"):
         build.main(["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_without_mma_make_repro_runs_every_stage_that_does_not_need_it():
+    from pipelines.multitrack.without_mma import MULTITRACK_STAGES, stages_without_mma
+
+    root = Path(__file__).resolve().parents[1]
+    dvc_yaml = yaml.safe_load((root / "dvc.yaml").read_text())
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["models"] = {
+        "cat-mel_2bar_cpu": {"dataset": "mel_2bar"},
+        "cat-drums_2bar_cpu": {"dataset": "drums_2bar"},
+        "hierdec-trio_16bar_cpu": {"dataset": "trio_16bar"},
+    }
+    names = stages_without_mma(dvc_yaml, params)
+    assert not set(names) & set(MULTITRACK_STAGES)
+    assert {"notesequences", "examples", "compare"} <= set(names)
+    assert "train@cat-mel_2bar_cpu" in names and "register@cat-mel_2bar_cpu" in names
+    assert not [n for n in names if "drums" in n or "trio" in n]
+    # One melody model: every other stage once, each per-model stage once.
+    assert len(names) == len(dvc_yaml["stages"]) - len(MULTITRACK_STAGES)

@@ -7,6 +7,7 @@ import yaml
 
 from evaluation.params import CompareParams, EvaluateParams, LMParams, RegisterParams
 from pipelines import examples, notesequences
+from pipelines.multitrack.build import MultitrackParams
 from pipelines.params import from_mapping, read_params
 from training.configs import get_config, params_overrides
 
@@ -14,6 +15,7 @@ PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 SECTIONS = {
     "notesequences": notesequences.Limits,
     "examples": examples.ExamplesParams,
+    "multitrack": MultitrackParams,
     "lm": LMParams,
     "evaluate": EvaluateParams,
     "compare": CompareParams,

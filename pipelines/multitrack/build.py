@@ -47,6 +47,7 @@ from pipelines.corpus.abc_played import TICKS_PER_QUARTER
 from pipelines.corpus.midi import multitrack_midi_bytes, read_events
 from pipelines.corpus.staging import check_output, move_into_place
 from pipelines.multitrack import harmony, mma
+from pipelines.params import read_params
 
 REPORT_NAME = "REPORT.json"
 BASS_PROGRAMS = range(32, 40)
@@ -58,6 +59,14 @@ GROOVE_CHORDS = ("C", "Am", "F", "G")
 TUNES_PER_SONG = 200  # one `mma` call renders at most this many tunes
 READ_BATCH = 500  # tune files read per element
 QPM = 120  # MMA plays in beats; the tune's own tempo goes into the written file
+
+
+@dataclass(frozen=True)
+class MultitrackParams:
+    """params.yaml's `multitrack` section, or the command-line flags of the same names."""
+
+    min_bars: int = 16  # shorter tunes are skipped (a trio window is 16 bars)
+    library: str = mma.DEFAULT_LIBRARY  # MMA groove library: every 4/4 groove in it is used
 
 
 @dataclass(frozen=True)
@@ -378,16 +387,25 @@ def build(args: argparse.Namespace, beam_args: list[str]) -> dict:
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """Flags over params.yaml's `multitrack` section (with --params) over MultitrackParams."""
+    params = argparse.ArgumentParser(add_help=False)
+    params.add_argument("--params", help="params.yaml: its multitrack section sets the defaults")
+    defaults = read_params(
+        params.parse_known_args(argv)[0].params, "multitrack", MultitrackParams
+    )
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.multitrack",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Other flags are Beam pipeline options.",
+        parents=[params],
     )
     parser.add_argument("--input", default="data", help="the folk corpus (MIDI files)")
     parser.add_argument("--output", required=True, help="folder to create, e.g. data_multitrack")
-    parser.add_argument("--library", default=mma.DEFAULT_LIBRARY, help="MMA groove library")
-    parser.add_argument("--min_bars", type=int, default=16, help="shorter tunes are skipped")
+    parser.add_argument("--library", default=defaults.library, help="MMA groove library")
+    parser.add_argument(
+        "--min_bars", type=int, default=defaults.min_bars, help="shorter tunes are skipped"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
     return parser.parse_known_args(argv)
 
