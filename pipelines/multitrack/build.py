@@ -390,9 +390,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """Flags over params.yaml's `multitrack` section (with --params) over MultitrackParams."""
     params = argparse.ArgumentParser(add_help=False)
     params.add_argument("--params", help="params.yaml: its multitrack section sets the defaults")
-    defaults = read_params(
-        params.parse_known_args(argv)[0].params, "multitrack", MultitrackParams
-    )
+    defaults = read_params(params.parse_known_args(argv)[0].params, "multitrack", MultitrackParams)
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.multitrack",
         description=__doc__,
