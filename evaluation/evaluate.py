@@ -286,6 +286,7 @@ def evaluate(
         tokens,
         [t.num_classes for t in tracks],
         [t.column for t in tracks],
+        drum_tracks=[k for k, t in enumerate(tracks) if t.track_type == "drums"],
         steps_per_bar=cfg.steps_per_bar,
         n_resamples=n_resamples,
         seed=seed,

@@ -47,6 +47,18 @@ def per_track_accuracy(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return (pred == target).mean(axis=1)
 
 
+def drum_class_accuracy(pred: np.ndarray, target: np.ndarray, num_classes: int = 9) -> np.ndarray:
+    """Per example and drum class, the fraction of steps where the class's hit-or-not is right:
+    ``[N, num_classes]``. ``pred``/``target`` are ``[N, T]`` drum tokens (bit c = class c hit)."""
+    pred, target = np.asarray(pred), np.asarray(target)
+    if pred.shape != target.shape or pred.ndim != 2:
+        raise ValueError(f"pred {pred.shape} and target {target.shape} must be the same [N, T]")
+    bits = np.arange(num_classes)
+    hit_pred = (pred[..., None] >> bits) & 1
+    hit_target = (target[..., None] >> bits) & 1
+    return (hit_pred == hit_target).mean(axis=1)
+
+
 def per_bar_accuracy(pred: np.ndarray, target: np.ndarray, steps_per_bar: int = 16) -> np.ndarray:
     """Accuracy per example and bar: ``[N, num_bars]``.
 

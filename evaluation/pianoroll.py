@@ -2,7 +2,8 @@
 
 A figure is a vertical stack of panels that share their axes, so that an original sits right
 above its reconstruction, and the steps of an interpolation line up from A down to B. Time is in
-16th-note steps with a line at every bar; each track gets its own colour.
+16th-note steps with a line at every bar; each track gets its own colour, and drum hits go to one
+lane per drum class (below the pitched notes of a trio).
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ import numpy as np  # noqa: E402
 from matplotlib.collections import PatchCollection  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from note_seq.protobuf import music_pb2  # noqa: E402
+
+from pipelines.representation import (  # noqa: E402
+    DRUM_CLASS_NAMES,
+    DRUM_PITCH_TO_CLASS,
+    NUM_DRUM_CLASSES,
+)
 
 STEPS_PER_QUARTER = 4
 TRACK_COLOURS = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
@@ -48,10 +55,29 @@ def note_spans(
 
 
 def _pitch_range(all_spans: Sequence[list], margin: int = 2) -> tuple[int, int]:
-    pitches = [span[0] for spans in all_spans for span in spans]
+    pitches = [span[0] for spans in all_spans for span in spans if not span[3]]
     if not pitches:
         return 58, 72
     return min(pitches) - margin, max(pitches) + margin
+
+
+def drum_lanes(all_spans: list[list], low: int) -> tuple[list[list], int]:
+    """Spans with each drum hit moved to its class's lane (one row per drum class, kick lowest),
+    the lanes below the pitched notes; and the new bottom of the y range. Without drums: as is."""
+    if not any(span[3] for spans in all_spans for span in spans):
+        return all_spans, low
+    pitched = any(not span[3] for spans in all_spans for span in spans)
+    first_lane = low - NUM_DRUM_CLASSES - 1 if pitched else 0
+    moved = [
+        [
+            (first_lane + int(DRUM_PITCH_TO_CLASS[span[0]]), *span[1:])
+            if span[3] and DRUM_PITCH_TO_CLASS[span[0]] >= 0
+            else span
+            for span in spans
+        ]
+        for spans in all_spans
+    ]
+    return moved, first_lane - 1
 
 
 def _draw_panel(ax, spans, num_steps: int, steps_per_bar: int, title: str) -> None:
@@ -73,6 +99,14 @@ def _draw_panel(ax, spans, num_steps: int, steps_per_bar: int, title: str) -> No
     ax.set_title(title, fontsize=8, loc="left")
 
 
+def _label_drum_lanes(ax, first_lane: int, high: int) -> None:
+    lanes = list(range(first_lane, first_lane + NUM_DRUM_CLASSES))
+    pitch_ticks = [t for t in ax.get_yticks() if lanes[-1] + 2 <= t <= high]
+    ax.set_yticks(lanes + pitch_ticks)
+    ax.set_yticklabels(list(DRUM_CLASS_NAMES) + [str(int(t)) for t in pitch_ticks], fontsize=6)
+    ax.set_ylabel("pitch / drum", fontsize=7)
+
+
 def plot_sequences(
     panels: Sequence[tuple[str, music_pb2.NoteSequence]],
     path: str | Path,
@@ -87,6 +121,9 @@ def plot_sequences(
     path.parent.mkdir(parents=True, exist_ok=True)
     all_spans = [note_spans(sequence) for _, sequence in panels]
     low, high = _pitch_range(all_spans)
+    all_spans, low = drum_lanes(all_spans, low)
+    if not any(not span[3] for spans in all_spans for span in spans):
+        high = low + NUM_DRUM_CLASSES + 1  # drums only: the lanes are the whole panel
     width = min(4.0 + num_steps / 16.0, 24.0)
     panel_height = 0.6 + 0.045 * (high - low)
     top, bottom = 0.45 if title else 0.15, 0.5  # inches for the title and the x axis label
@@ -103,6 +140,8 @@ def plot_sequences(
     for ax, (caption, _), spans in zip(axes[:, 0], panels, all_spans, strict=True):
         _draw_panel(ax, spans, num_steps, steps_per_bar, caption)
         ax.set_ylim(low, high)
+        if any(span[3] for spans in all_spans for span in spans):
+            _label_drum_lanes(ax, low + 1, high)
     axes[-1, 0].set_xlabel(f"step (16th notes; a line every {steps_per_bar} steps = 1 bar)")
     if title:
         fig.suptitle(title, fontsize=9, y=1 - 0.12 / height)

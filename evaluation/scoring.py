@@ -17,6 +17,7 @@ import torch
 from evaluation import interpolation as interp
 from evaluation import metrics as m
 from evaluation.lm import TokenLSTM, mean_step_log_likelihood
+from pipelines.representation import DRUM_CLASS_NAMES
 from training import generate
 from training.objective import ACTIVE_UNIT_THRESHOLD, kl_divergence, reconstruction
 
@@ -102,12 +103,15 @@ def reconstruction_metrics(
     num_classes: list[int],
     track_names: list[str],
     *,
+    drum_tracks: list[int] | tuple[int, ...] = (),
     steps_per_bar: int = 16,
     n_resamples: int = 2000,
     seed: int = 0,
     active_threshold: float = ACTIVE_UNIT_THRESHOLD,
 ) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(flat metrics, per-example scores, per-bar table) of one model on one test set."""
+    """(flat metrics, per-example scores, per-bar table) of one model on one test set.
+
+    `drum_tracks`: indices of drum tracks, also scored per drum class (hit or not at each step)."""
     scores = per_example_scores(rec, tokens)
     out: dict[str, float] = {"test_examples": len(tokens)}
     for name, values in scores.items():
@@ -125,6 +129,13 @@ def reconstruction_metrics(
                 out[f"{label}_accuracy_{name}"] = float(
                     m.per_track_accuracy(pred, tokens)[:, k].mean()
                 )
+        for k in drum_tracks:
+            by_class = m.drum_class_accuracy(pred[..., k], tokens[..., k]).mean(axis=0)
+            prefix = f"{label}_drum_accuracy" + (
+                f"_{track_names[k]}" if len(track_names) > 1 else ""
+            )
+            for name, value in zip(DRUM_CLASS_NAMES, by_class, strict=True):
+                out[f"{prefix}_{name}"] = float(value)
     floor_pred = np.broadcast_to(m.majority_classes(tokens), tokens.shape)
     out["majority_floor_mean_per_class_accuracy"] = m.mean_per_class_accuracy(
         floor_pred, tokens, num_classes

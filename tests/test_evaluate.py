@@ -142,6 +142,64 @@ def test_reconstruction_metrics_hand_made_case():
     assert tables["per_bar"]["sampled_accuracy"].tolist() == pytest.approx([(15 / 16 + 3) / 4, 1.0])
 
 
+def test_drum_and_trio_metrics_score_each_track_and_each_drum_class():
+    kick, snare, hihat = 1 << 0, 1 << 1, 1 << 2
+    tokens = np.zeros((2, 32, 3), dtype=np.int64)  # a trio: melody, bass, drums
+    tokens[:, ::4, 2] = kick | hihat
+    tokens[:, 2, 0] = 62
+    predicted = tokens.copy()
+    predicted[0, ::4, 2] = kick  # example 0 drops its 8 hi-hats; the kicks stay right
+    predicted[1, 2, 0] = 0  # example 1 misses its melody note
+    predicted[1, 0, 2] = kick | snare | hihat  # and adds one snare
+    rec = scoring.Reconstructions(
+        mu=np.random.default_rng(0).normal(size=(2, 3)),
+        sigma=np.ones((2, 3)),
+        teacher_forced=predicted,
+        sampled=predicted,
+        prior=np.zeros_like(tokens),
+        r_loss=np.full(2, 2.0),
+        kl=np.full(2, 1.0),
+    )
+    values, _, _ = scoring.reconstruction_metrics(
+        rec, tokens, [90, 90, 512], ["melody", "bass", "drums"], drum_tracks=[2], n_resamples=50
+    )
+    assert values["sampled_accuracy_melody"] == (1.0 + 31 / 32) / 2
+    assert values["sampled_accuracy_bass"] == 1.0
+    assert values["sampled_accuracy_drums"] == (24 / 32 + 31 / 32) / 2
+    assert values["sampled_drum_accuracy_drums_kick"] == 1.0
+    assert values["sampled_drum_accuracy_drums_closed_hihat"] == (24 / 32 + 1.0) / 2
+    assert values["sampled_drum_accuracy_drums_snare"] == (1.0 + 31 / 32) / 2
+    assert values["tf_drum_accuracy_drums_ride"] == 1.0
+    # A drums-only model: the per-class keys carry no track name.
+    drums = scoring.Reconstructions(
+        **{
+            **rec.__dict__,
+            **{k: getattr(rec, k)[..., 2:] for k in ("teacher_forced", "sampled", "prior")},
+        }
+    )
+    values, _, _ = scoring.reconstruction_metrics(
+        drums, tokens[..., 2:], [512], ["tokens"], drum_tracks=[0], n_resamples=50
+    )
+    assert values["sampled_drum_accuracy_snare"] == (1.0 + 31 / 32) / 2
+    assert "sampled_accuracy_tokens" not in values
+
+
+def test_drum_hits_get_one_lane_per_class_below_the_pitched_notes(tmp_path):
+    from evaluation.pianoroll import drum_lanes, plot_sequences
+
+    trio = rep.tokens_to_notesequence(
+        np.stack([np.full(32, 1), np.full(32, 1), np.zeros(32, dtype=np.int64)], axis=1), "trio"
+    )
+    spans = [[(60, 0, 4, False, 0), (36, 0, 1, True, 9), (42, 2, 3, True, 9), (46, 4, 5, True, 9)]]
+    moved, low = drum_lanes(spans, 58)
+    lanes = {span[0] for span in moved[0] if span[3]}
+    assert lanes == {48, 50, 51}  # kick, closed and open hi-hat: lanes 0, 2, 3 from 58 - 10
+    assert low == 47 and moved[0][0] == spans[0][0]  # the melody note stays at its pitch
+    only_drums = [[s for s in spans[0] if s[3]]]
+    assert {s[0] for s in drum_lanes(only_drums, 58)[0][0]} == {0, 2, 3}
+    assert plot_sequences([("trio", trio)], tmp_path / "trio.png", 32).stat().st_size > 0
+
+
 # ---------------------------------------------------------------------------------------------
 # The stage end to end
 
