@@ -21,7 +21,7 @@ class LMParams:
     train_steps: int = 600
     learning_rate: float = 0.003
     max_minutes: float = 3.0  # training-time budget; 0 = none
-    num_threads: int = 1  # torch CPU threads; 0 = torch's default (1 is faster on a busy machine)
+    num_threads: int = 0  # torch CPU threads; 0 = torch's default (every core)
     seed: int = 0
     max_test_examples: int = 2000
 

@@ -602,10 +602,8 @@ def format_summary(stats: dict) -> str:
 
 @dataclass(frozen=True)
 class ExamplesParams(SplitParams):
-    """params.yaml's `examples` section, or the command-line flags of the same names."""
-
-    # Comma-separated names. The folk corpus's; the DAG's multitrack stage names its own.
-    datasets: str = "mel_2bar,mel_16bar"
+    """params.yaml's `examples` section, or the command-line flags of the same names. Which
+    datasets a run writes is its `--datasets` flag: dvc.yaml names them as the stage's outputs."""
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -618,7 +616,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument(
         "--output", default="datasets", help="one sub-folder per dataset is written here"
     )
-    parser.add_argument("--datasets", default=defaults.datasets, help="comma-separated names")
+    parser.add_argument(
+        "--datasets", default=",".join(DATASET_SPECS), help="comma-separated names (default: all)"
+    )
     for name, kind in typing.get_type_hints(SplitParams).items():
         parser.add_argument(f"--{name}", type=kind, default=getattr(defaults, name))
     parser.add_argument(

@@ -218,7 +218,7 @@ def check_outputs(repo: DvcRepo) -> None:
     assert json.loads((notesequences / "stats.json").read_text())
     assert sum(pq.read_table(p).num_rows for p in notesequences.glob("notesequences-*.parquet"))
     used = set(params["models"][m]["dataset"] for m in params["models"])
-    for name in [*params["examples"]["datasets"].split(","), "drums_2bar", "trio_16bar"]:
+    for name in ("mel_2bar", "mel_16bar", "drums_2bar", "trio_16bar"):
         check_dataset(repo, name, name in used)
     for model, entry in params["models"].items():
         dataset = entry["dataset"]

@@ -62,7 +62,7 @@ def test_a_stage_reads_its_section_only_and_rejects_unknown_or_mistyped_values(t
 def test_beam_stages_take_their_section_from_params_yaml_and_flags_over_it(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(
-        yaml.safe_dump({"notesequences": {"max_notes": 50}, "examples": {"datasets": "mel_2bar"}})
+        yaml.safe_dump({"notesequences": {"max_notes": 50}, "examples": {"test_fraction": 0.1}})
     )
     args, beam_args = notesequences.parse_args(["--params", str(path), "--runner", "DirectRunner"])
     assert (args.max_notes, args.max_qpm) == (50, notesequences.Limits().max_qpm)
@@ -70,8 +70,8 @@ def test_beam_stages_take_their_section_from_params_yaml_and_flags_over_it(tmp_p
     args, _ = notesequences.parse_args(["--params", str(path), "--max_notes", "7"])
     assert args.max_notes == 7
     args, _ = examples.parse_args(["--params", str(path)])
-    assert (args.datasets, args.eval_fraction) == ("mel_2bar", 0.05)
-    assert examples.parse_args([])[0].datasets == examples.ExamplesParams().datasets
+    assert (args.test_fraction, args.eval_fraction) == (0.1, 0.05)
+    assert examples.parse_args([])[0].datasets == "mel_2bar,mel_16bar,drums_2bar,trio_16bar"
     path.write_text(yaml.safe_dump({"examples": {"eval_fraction": "a lot"}}))
     with pytest.raises(ValueError, match="examples.eval_fraction"):
         examples.parse_args(["--params", str(path)])

@@ -304,7 +304,7 @@ _CPU_16BAR = dict(
 )
 _CPU: dict[str, tuple[str, dict[str, Any]]] = {
     "cat-mel_2bar_cpu": ("cat-mel_2bar_small", dict(_CPU_2BAR)),
-    "cat-drums_2bar_cpu": ("cat-drums_2bar_small", dict(_CPU_2BAR, free_bits=12)),
+    "cat-drums_2bar_cpu": ("cat-drums_2bar_small", dict(_CPU_2BAR)),
     "flat-mel_16bar_cpu": ("flat-mel_16bar", dict(_CPU_16BAR)),
     "hierdec-mel_16bar_cpu": (
         "hierdec-mel_16bar",

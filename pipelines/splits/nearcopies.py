@@ -4,7 +4,9 @@ comparing all pairs.
 
 A window is compared as one int16 vector over its tracks (`comparable`): melody-type tracks keep
 their tokens (pitch tokens are >= MELODY_FIRST_PITCH_TOKEN, the only ones a transposition moves),
-drum tracks are stored as negative numbers so that they never count as pitches.
+drum tracks are stored as negative numbers so that they never count as pitches. A trio is
+compared by its melody alone: its bass and drums follow the style (the same groove plays under
+many tunes), so they would link unrelated songs and fill the block buckets.
 
 Block keys (`block_keys`) are an exact locality-sensitive hash for the Hamming distance: cut a
 vector of n positions into k + 1 contiguous blocks, where k is the number of mismatches a
@@ -23,6 +25,7 @@ import numpy as np
 
 from pipelines.representation import MELODY_FIRST_PITCH_TOKEN, TRACKS
 
+COMPARED_COLUMNS = {"trio": ("melody",)}  # other kinds: every track
 MAX_TRANSPOSITION = 12  # semitones either way, as a key change between two copies of a tune
 # A relative pitch in a block key: far from the non-pitch values (0, 1 and negative drum tokens).
 _RELATIVE_PITCH_BASE = 1000
@@ -30,9 +33,11 @@ _RELATIVE_PITCH_BASE = 1000
 
 def comparable(tracks: Sequence[bytes | Sequence[int] | np.ndarray], kind: str) -> np.ndarray:
     """The tokens of one window, per track in `TRACKS[kind]` order (little-endian int16 bytes,
-    lists or arrays), as the int16 vector the distances compare."""
+    lists or arrays), as the int16 vector the distances compare (a trio: its melody)."""
     parts = []
     for spec, data in zip(TRACKS[kind], tracks, strict=True):
+        if spec.column not in COMPARED_COLUMNS.get(kind, (spec.column,)):
+            continue
         array = (
             np.frombuffer(data, dtype="<i2") if isinstance(data, bytes) else np.asarray(data)
         ).astype(np.int16)
