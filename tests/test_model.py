@@ -83,12 +83,18 @@ def expected_parameters(cfg) -> int:
         heads = sum((cfg.dec_rnn_size[-1] + 1) * c for c in track_classes)
         return initial + rnn + heads
 
+    def bag(code: int, bars_per_code: int) -> int:  # the bag-of-notes heads, when trained
+        if not cfg.bag_of_notes_weight:
+            return 0
+        return sum((code + 1) * bars_per_code * c for c in classes)
+
     if cfg.decoder == "flat":
-        return enc + latent + core(classes, cfg.z_size)
+        return enc + latent + core(classes, cfg.z_size) + bag(cfg.z_size, cfg.num_bars)
     conductor = cfg.conductor_sizes
     dec = cfg.z_size * 2 * sum(conductor) + 2 * sum(conductor) + lstm_params(1, conductor)
     groups = [[c] for c in classes] if cfg.split_tracks else [classes]
-    return enc + latent + dec + sum(core(g, conductor[-1]) for g in groups)
+    bags = bag(conductor[-1], 1)
+    return enc + latent + dec + sum(core(g, conductor[-1]) for g in groups) + bags
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
