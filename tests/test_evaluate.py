@@ -116,20 +116,26 @@ def test_decoder_that_ignores_z_shows_no_gap_between_true_and_prior_z(cfg_name, 
     assert values["true_minus_prior_z_accuracy_ci_high"] == 0.0
 
 
+def reconstructions(predicted: np.ndarray, r_loss: float, kl: float) -> scoring.Reconstructions:
+    """Stand-in reconstructions: `predicted` teacher-forced and sampled, an all-zero prior."""
+    n = len(predicted)
+    return scoring.Reconstructions(
+        mu=np.random.default_rng(0).normal(size=(n, 3)),
+        sigma=np.ones((n, 3)),
+        teacher_forced=predicted,
+        sampled=predicted,
+        prior=np.zeros_like(predicted),
+        r_loss=np.full(n, r_loss),
+        kl=np.full(n, kl),
+    )
+
+
 def test_reconstruction_metrics_hand_made_case():
     tokens = np.zeros((4, 32, 1), dtype=np.int64)
     tokens[:, 0] = 60  # one note-on in each example; the rest is "no event"
     predicted = tokens.copy()
     predicted[0, 0] = 0  # example 0 misses its note
-    rec = scoring.Reconstructions(
-        mu=np.random.default_rng(0).normal(size=(4, 3)),
-        sigma=np.ones((4, 3)),
-        teacher_forced=predicted,
-        sampled=predicted,
-        prior=np.zeros_like(tokens),
-        r_loss=np.full(4, 2.0),
-        kl=np.full(4, np.log(2.0) * 5),
-    )
+    rec = reconstructions(predicted, r_loss=2.0, kl=np.log(2.0) * 5)
     values, scores, tables = scoring.reconstruction_metrics(
         rec, tokens, [90], ["tokens"], n_resamples=200
     )
@@ -151,15 +157,7 @@ def test_drum_and_trio_metrics_score_each_track_and_each_drum_class():
     predicted[0, ::4, 2] = kick  # example 0 drops its 8 hi-hats; the kicks stay right
     predicted[1, 2, 0] = 0  # example 1 misses its melody note
     predicted[1, 0, 2] = kick | snare | hihat  # and adds one snare
-    rec = scoring.Reconstructions(
-        mu=np.random.default_rng(0).normal(size=(2, 3)),
-        sigma=np.ones((2, 3)),
-        teacher_forced=predicted,
-        sampled=predicted,
-        prior=np.zeros_like(tokens),
-        r_loss=np.full(2, 2.0),
-        kl=np.full(2, 1.0),
-    )
+    rec = reconstructions(predicted, r_loss=2.0, kl=1.0)
     values, _, _ = scoring.reconstruction_metrics(
         rec, tokens, [90, 90, 512], ["melody", "bass", "drums"], drum_tracks=[2], n_resamples=50
     )
@@ -171,12 +169,7 @@ def test_drum_and_trio_metrics_score_each_track_and_each_drum_class():
     assert values["sampled_drum_accuracy_drums_snare"] == (1.0 + 31 / 32) / 2
     assert values["tf_drum_accuracy_drums_ride"] == 1.0
     # A drums-only model: the per-class keys carry no track name.
-    drums = scoring.Reconstructions(
-        **{
-            **rec.__dict__,
-            **{k: getattr(rec, k)[..., 2:] for k in ("teacher_forced", "sampled", "prior")},
-        }
-    )
+    drums = reconstructions(predicted[..., 2:], r_loss=2.0, kl=1.0)
     values, _, _ = scoring.reconstruction_metrics(
         drums, tokens[..., 2:], [512], ["tokens"], drum_tracks=[0], n_resamples=50
     )

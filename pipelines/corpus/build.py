@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 
@@ -43,7 +42,7 @@ from pipelines.corpus.abc_streams import play_with_streams
 from pipelines.corpus.abc_tokens import play_with_tokens
 from pipelines.corpus.abc_tunes import Tune, count_tunes, decode_abc, split_tunes
 from pipelines.corpus.midi import VELOCITY, midi_bytes
-from pipelines.corpus.staging import check_output, move_into_place
+from pipelines.corpus.staging import build_then_move, check_output
 
 DEFAULT_COLLECTIONS = ("essenFolksong", "oneills1850", "airdsAirs", "ryansMammoth", "miscFolk")
 REPORT_NAME = "REPORT.json"
@@ -307,24 +306,17 @@ def build_corpus(args: argparse.Namespace, beam_args: list[str]) -> dict:
     slices = select_files(source, chosen, args.files, args.limit)
     if not slices:
         raise SystemExit("no tunes selected")
-    staging = f"{output}.partial"
-    shutil.rmtree(staging, ignore_errors=True)  # what a killed build left behind
-    os.makedirs(staging)
     settings = {
         "source": f"music21=={music21.__version__} corpus" if args.source is None else "custom",
         "selection": {"collections": chosen, "files": args.files, "limit": args.limit},
         "midi": {"ticks_per_quarter": TICKS_PER_QUARTER, "velocity": VELOCITY},
     }
-    try:
+
+    def run(staging: str) -> None:
         with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
             build_pipeline(pipeline, slices, source, staging, settings)
-        with open(os.path.join(staging, REPORT_NAME), encoding="utf-8") as handle:
-            report = json.load(handle)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    move_into_place(staging, output)
-    return report
+
+    return build_then_move(output, run, REPORT_NAME)
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:

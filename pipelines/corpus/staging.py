@@ -3,8 +3,10 @@ a killed build never leaves a half-written corpus under the real name."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from collections.abc import Callable
 
 
 def check_output(output: str, overwrite: bool) -> None:
@@ -27,3 +29,20 @@ def move_into_place(staging: str, output: str) -> None:
         shutil.rmtree(retired)
     else:
         os.rename(staging, output)
+
+
+def build_then_move(output: str, build: Callable[[str], None], report_name: str) -> dict:
+    """Run `build(staging)` into `<output>.partial`, then rename it to `output`; returns the
+    JSON report the build wrote there. A failed build leaves neither folder half-written."""
+    staging = f"{output}.partial"
+    shutil.rmtree(staging, ignore_errors=True)  # what a killed build left behind
+    os.makedirs(staging)
+    try:
+        build(staging)
+        with open(os.path.join(staging, report_name), encoding="utf-8") as handle:
+            report = json.load(handle)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    move_into_place(staging, output)
+    return report

@@ -34,7 +34,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import struct
 import time
 from collections.abc import Iterator
@@ -45,7 +44,7 @@ import apache_beam as beam
 from pipelines.beamio.options import pipeline_options
 from pipelines.corpus.abc_played import TICKS_PER_QUARTER
 from pipelines.corpus.midi import multitrack_midi_bytes, read_events
-from pipelines.corpus.staging import check_output, move_into_place
+from pipelines.corpus.staging import build_then_move, check_output
 from pipelines.multitrack import harmony, mma
 from pipelines.params import read_params
 
@@ -327,63 +326,68 @@ def write_report(summary: dict, folder: str, settings: dict) -> None:
         handle.write("\n")
 
 
+def build_pipeline(
+    pipeline: beam.Pipeline,
+    paths: list[str],
+    args: argparse.Namespace,
+    grooves: list[mma.Groove],
+    staging: str,
+    settings: dict,
+) -> None:
+    by_library = collections.defaultdict(list)
+    for groove in grooves:
+        by_library[groove.library].append(groove)
+    batches = [paths[i : i + READ_BATCH] for i in range(0, len(paths), READ_BATCH)]
+    played = (
+        pipeline
+        | "Libraries" >> beam.Create(sorted(by_library.items()))
+        | "SpreadLibraries" >> beam.Reshuffle()
+        | "PlayGrooves" >> beam.FlatMap(play_grooves, staging)
+    )
+    playing = played | "Playing" >> beam.FlatMap(
+        lambda record: [] if "left_out" in record else [record["groove"]]
+    )
+    tunes = (
+        pipeline
+        | "Batches" >> beam.Create(batches)
+        | "SpreadBatches" >> beam.Reshuffle()
+        | "ReadTunes"
+        >> beam.ParDo(
+            ReadTunes(args.input, args.min_bars), beam.pvalue.AsList(playing)
+        ).with_outputs("skipped", main="tunes")
+    )
+    accompanied = (
+        tunes.tunes
+        | "ByLibrary" >> beam.GroupByKey()
+        | "Accompany" >> beam.FlatMap(accompany, staging)
+    )
+    _ = (
+        (played, tunes.skipped, accompanied)
+        | "All" >> beam.Flatten()
+        | "Summarize" >> beam.CombineGlobally(Summarize())
+        | "WriteReport" >> beam.Map(write_report, staging, settings)
+    )
+
+
 def build(args: argparse.Namespace, beam_args: list[str]) -> dict:
+    """Run the pipeline into <output>.partial, then rename it to <output>; returns the report."""
     output = os.path.abspath(args.output)
     check_output(output, args.overwrite)
     grooves = mma.main_grooves(args.library)
     if not grooves:
         raise SystemExit(f"no 4/4 grooves in {args.library}")
     paths = list_midi(args.input)
-    staging = f"{output}.partial"
-    shutil.rmtree(staging, ignore_errors=True)  # what a killed build left behind
-    os.makedirs(staging)
     settings = {
         "mma": mma.version(),
         "library": os.path.basename(args.library.rstrip("/")),
         "min_bars": args.min_bars,
     }
-    by_library = collections.defaultdict(list)
-    for groove in grooves:
-        by_library[groove.library].append(groove)
-    batches = [paths[i : i + READ_BATCH] for i in range(0, len(paths), READ_BATCH)]
-    try:
+
+    def run(staging: str) -> None:
         with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
-            played = (
-                pipeline
-                | "Libraries" >> beam.Create(sorted(by_library.items()))
-                | "SpreadLibraries" >> beam.Reshuffle()
-                | "PlayGrooves" >> beam.FlatMap(play_grooves, staging)
-            )
-            playing = played | "Playing" >> beam.FlatMap(
-                lambda record: [] if "left_out" in record else [record["groove"]]
-            )
-            tunes = (
-                pipeline
-                | "Batches" >> beam.Create(batches)
-                | "SpreadBatches" >> beam.Reshuffle()
-                | "ReadTunes"
-                >> beam.ParDo(
-                    ReadTunes(args.input, args.min_bars), beam.pvalue.AsList(playing)
-                ).with_outputs("skipped", main="tunes")
-            )
-            accompanied = (
-                tunes.tunes
-                | "ByLibrary" >> beam.GroupByKey()
-                | "Accompany" >> beam.FlatMap(accompany, staging)
-            )
-            _ = (
-                (played, tunes.skipped, accompanied)
-                | "All" >> beam.Flatten()
-                | "Summarize" >> beam.CombineGlobally(Summarize())
-                | "WriteReport" >> beam.Map(write_report, staging, settings)
-            )
-        with open(os.path.join(staging, REPORT_NAME), encoding="utf-8") as handle:
-            report = json.load(handle)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    move_into_place(staging, output)
-    return report
+            build_pipeline(pipeline, paths, args, grooves, staging, settings)
+
+    return build_then_move(output, run, REPORT_NAME)
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
