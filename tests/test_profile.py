@@ -59,6 +59,7 @@ def test_gpu_profile_switches_models_and_keeps_the_rest(project: Path):
     for untouched in ("notesequences", "examples", "lm", "register", "profiles"):
         assert after[untouched] == before[untouched]
     assert "# Every knob of the DAG" in text  # comments survive the round trip
+    assert "&id" not in text and "*id" not in text  # no YAML anchors: each section written out
 
     commands = stage_commands(project)
     for model in gpu["models"]:

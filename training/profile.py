@@ -17,6 +17,7 @@ any other mapping is merged key by key into the section of the same name.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,8 @@ def apply_profile(params: dict[str, Any], name: str, gpus: int = 0) -> dict[str,
     profile = profiles[name]
     for key, value in profile.items():
         if key in REPLACED or key not in params or not isinstance(value, dict):
-            params[key] = value
+            # A copy: one object in two places would be written as a YAML anchor and alias.
+            params[key] = copy.deepcopy(value)
         else:
             for inner_key, inner_value in value.items():
                 params[key][inner_key] = inner_value
