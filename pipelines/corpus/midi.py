@@ -8,6 +8,7 @@ or dict order.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 from pipelines.corpus.abc_played import TICKS_PER_QUARTER, PlayedTune
 
@@ -36,32 +37,41 @@ def _track(events: list[tuple[int, bytes]]) -> bytes:
     return b"MTrk" + struct.pack(">I", len(body)) + bytes(body)
 
 
-def _conductor_track(tune: PlayedTune) -> bytes:
-    numerator, denominator = tune.meter or (4, 4)
+def _conductor_track(meter: tuple[int, int], qpm: float) -> bytes:
+    numerator, denominator = meter
     time_signature = bytes([0xFF, 0x58, 4, numerator, denominator.bit_length() - 1, 24, 8])
-    microseconds = min(max(round(60_000_000 / tune.qpm), 1), 0xFFFFFF)
+    microseconds = min(max(round(60_000_000 / qpm), 1), 0xFFFFFF)
     tempo = b"\xff\x51\x03" + microseconds.to_bytes(3, "big")
     return _track([(0, time_signature), (0, tempo)])
 
 
-def _voice_track(tune: PlayedTune, voice: int) -> bytes:
-    channel = voice if voice < _DRUM_CHANNEL else min(voice + 1, 15)
-    keyed = []  # (tick, 0 = off / 1 = on, pitch): offs before ons at the same tick
-    for note in tune.notes:
-        if note.voice == voice:
-            keyed.append((note.start, 1, note.pitch))
-            keyed.append((note.end, 0, note.pitch))
+def _notes_track(
+    channel: int, notes: list[tuple[int, int, int, int]], program: int | None = None
+) -> bytes:
+    """An MTrk of (start, end, pitch, velocity) notes on `channel`, after a program change when
+    `program` is given."""
+    keyed = []  # (tick, 0 = off / 1 = on, pitch, velocity): offs before ons at the same tick
+    for start, end, pitch, velocity in notes:
+        keyed.append((start, 1, pitch, velocity))
+        keyed.append((end, 0, pitch, 0))
     keyed.sort()
-    events = [
-        (tick, bytes([(0x90 if on else 0x80) | channel, pitch, VELOCITY if on else 0]))
-        for tick, on, pitch in keyed
+    events = [] if program is None else [(0, bytes([0xC0 | channel, program]))]
+    events += [
+        (tick, bytes([(0x90 if on else 0x80) | channel, pitch, velocity]))
+        for tick, on, pitch, velocity in keyed
     ]
     return _track(events)
 
 
+def _voice_track(tune: PlayedTune, voice: int) -> bytes:
+    channel = voice if voice < _DRUM_CHANNEL else min(voice + 1, 15)
+    notes = [(n.start, n.end, n.pitch, VELOCITY) for n in tune.notes if n.voice == voice]
+    return _notes_track(channel, notes)
+
+
 def midi_bytes(tune: PlayedTune) -> bytes:
     """The tune as a Standard MIDI File (format 1, TICKS_PER_QUARTER ticks per quarter)."""
-    tracks = [_conductor_track(tune)]
+    tracks = [_conductor_track(tune.meter or (4, 4), tune.qpm)]
     tracks += [_voice_track(tune, voice) for voice in range(tune.voices)]
     header = b"MThd" + struct.pack(">IHHH", 6, 1, len(tracks), TICKS_PER_QUARTER)
     return header + b"".join(tracks)
@@ -74,24 +84,47 @@ def multitrack_midi_bytes(
 ) -> bytes:
     """A format-1 file of (channel, program, notes) tracks; notes are (start tick, end tick,
     pitch, velocity) at TICKS_PER_QUARTER. Channel 9 is General MIDI's drum channel."""
-    numerator, denominator = meter
-    time_signature = bytes([0xFF, 0x58, 4, numerator, denominator.bit_length() - 1, 24, 8])
-    microseconds = min(max(round(60_000_000 / qpm), 1), 0xFFFFFF)
-    chunks = [_track([(0, time_signature), (0, b"\xff\x51\x03" + microseconds.to_bytes(3, "big"))])]
-    for channel, program, notes in tracks:
-        keyed = []  # (tick, 0 = off / 1 = on, pitch, velocity): offs before ons at one tick
-        for start, end, pitch, velocity in notes:
-            keyed.append((start, 1, pitch, velocity))
-            keyed.append((end, 0, pitch, 0))
-        keyed.sort()
-        events = [(0, bytes([0xC0 | channel, program]))]
-        events += [
-            (tick, bytes([(0x90 if on else 0x80) | channel, pitch, velocity]))
-            for tick, on, pitch, velocity in keyed
-        ]
-        chunks.append(_track(events))
+    chunks = [_conductor_track(meter, qpm)]
+    chunks += [_notes_track(channel, notes, program) for channel, program, notes in tracks]
     header = b"MThd" + struct.pack(">IHHH", 6, 1, len(chunks), TICKS_PER_QUARTER)
     return header + b"".join(chunks)
+
+
+@dataclass(frozen=True, order=True)
+class Note:
+    start: int  # ticks
+    end: int
+    channel: int  # 9: drums
+    program: int  # the channel's program when the note began
+    pitch: int
+    velocity: int
+    track: int  # index of the MIDI track it is in
+
+
+def paired_notes(events: list[tuple[int, int, int, bytes]]) -> list[Note]:
+    """The notes of `read_events`' events, sorted: each note-on paired with the next note-off (or
+    note-on) of its pitch on its track and channel; a note that ends where it starts (a drum hit)
+    lasts one tick."""
+    events = sorted(events, key=lambda event: event[:2])  # stable: file order within a track
+    programs = [0] * 16
+    sounding: dict[tuple[int, int, int], tuple[int, int, int]] = {}
+    notes = []
+    for tick, track, status, data in events:
+        kind, channel = status & 0xF0, status & 0x0F
+        if kind == 0xC0:
+            programs[channel] = data[0]
+            continue
+        if kind not in (0x80, 0x90):
+            continue
+        key = (track, channel, data[0])
+        if key in sounding:  # an off, or a new on that ends the sounding note first
+            start, program, velocity = sounding.pop(key)
+            notes.append(
+                Note(start, max(tick, start + 1), channel, program, data[0], velocity, track)
+            )
+        if kind == 0x90 and data[1] > 0:
+            sounding[key] = (tick, programs[channel], data[1])
+    return sorted(notes)
 
 
 def _read_variable_length(data: bytes, pos: int) -> tuple[int, int]:

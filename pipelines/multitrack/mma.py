@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
-from pipelines.corpus.midi import read_events
+from pipelines.corpus.midi import Note, paired_notes, read_events
 
 DEFAULT_LIBRARY = "/usr/share/mma/lib/stdlib"
 BEATS_PER_BAR = 4
@@ -36,21 +36,10 @@ class Groove:
     name: str  # as DefGroove spells it, e.g. "Rock1Sus"
 
 
-@dataclass(frozen=True, order=True)
-class Note:
-    start: int  # ticks at MMA's resolution (`Rendered.ticks_per_quarter`)
-    end: int
-    channel: int  # 9: drums
-    program: int
-    pitch: int
-    velocity: int
-    track: int  # index of the MIDI track MMA wrote it in (one per MMA track, e.g. "Bass-1")
-
-
 @dataclass(frozen=True)
 class Rendered:
     ticks_per_quarter: int
-    notes: list[Note]
+    notes: list[Note]  # ticks at ticks_per_quarter; `track`: one per MMA track, e.g. Bass-1
 
 
 def executable() -> str:
@@ -120,22 +109,4 @@ def read_notes(path: str) -> Rendered:
     """Every note of a MIDI file with the program its channel had when the note began."""
     with open(path, "rb") as handle:
         ticks_per_quarter, events = read_events(handle.read())
-    events.sort(key=lambda event: event[:2])  # stable: the file's order within a tick and track
-    programs = [0] * 16
-    sounding: dict[tuple[int, int, int], tuple[int, int, int]] = {}
-    notes = []
-    for tick, track, status, data in events:
-        kind, channel = status & 0xF0, status & 0x0F
-        if kind == 0xC0:
-            programs[channel] = data[0]
-            continue
-        if kind not in (0x80, 0x90):
-            continue
-        key = (track, channel, data[0])
-        if key in sounding:  # an off, or a new on that ends the sounding note first
-            start, program, velocity = sounding.pop(key)
-            end = max(tick, start + 1)  # a drum hit may end where it starts
-            notes.append(Note(start, end, channel, program, data[0], velocity, track))
-        if kind == 0x90 and data[1] > 0:
-            sounding[key] = (tick, programs[channel], data[1])
-    return Rendered(ticks_per_quarter, sorted(notes))
+    return Rendered(ticks_per_quarter, paired_notes(events))
