@@ -432,6 +432,24 @@ def test_bag_of_notes_loss_trains_the_encoder_to_carry_each_bars_notes():
         get_config("hierdec-mel_16bar_tiny", {"bag_of_notes_weight": -1.0})
 
 
+def test_conductor_input_z_reaches_every_bar_without_the_initial_state():
+    z = torch.randn(2, get_config("hierdec-mel_16bar_tiny").z_size)
+    codes = {}
+    for conductor_input in ("zeros", "z"):
+        model, cfg = tiny_model("hierdec-mel_16bar_tiny", conductor_input=conductor_input)
+        with torch.no_grad():  # cut z's path through the conductor's initial state
+            for p in model.decoder.conductor_initial_state.parameters():
+                p.zero_()
+        codes[conductor_input] = model.decoder.conduct(z)
+        assert model.decode(z).shape == (2, cfg.max_seq_len, 1)
+    # magenta's zero inputs: nothing of z is left; z as input: every bar's code still reads it.
+    torch.testing.assert_close(codes["zeros"][0], codes["zeros"][1])
+    assert (codes["z"][0] - codes["z"][1]).abs().amin(dim=-1).gt(0).all()
+    for name, value in (("hierdec-mel_16bar_tiny", "bars"), ("flat-mel_16bar_tiny", "z")):
+        with pytest.raises(ValueError, match="conductor_input"):
+            get_config(name, {"conductor_input": value})
+
+
 # ---------------------------------------------------------------------------------------------
 # Loss and schedules
 

@@ -45,6 +45,7 @@ from pipelines.representation import STEPS_PER_BAR, TRACKS, TrackSpec
 
 SAMPLING_SCHEDULES = ("constant", "inverse_sigmoid", "exponential")
 DECODERS = ("flat", "hierarchical")
+CONDUCTOR_INPUTS = ("zeros", "z")
 
 
 @dataclass
@@ -62,6 +63,9 @@ class Config:
     enc_level_lengths: list[int] = field(default_factory=list)
     dec_rnn_size: list[int] = field(default_factory=lambda: [256, 256])
     conductor_rnn_size: list[int] = field(default_factory=list)  # empty: same as dec_rnn_size
+    # What the conductor reads at each bar: "zeros" (magenta: z only sets its initial state) or
+    # "z" (z at every bar too, so late bars need not carry it through the conductor's state).
+    conductor_input: str = "zeros"
     z_size: int = 256
     split_tracks: bool = False
     # Loss.
@@ -190,6 +194,10 @@ def _validated(cfg: Config) -> Config:
             f"enc_level_lengths {cfg.enc_level_lengths} must be positive and multiply to "
             f"max_seq_len {cfg.max_seq_len}"
         )
+    if cfg.conductor_input not in CONDUCTOR_INPUTS:
+        raise ValueError(f"conductor_input {cfg.conductor_input!r} not in {CONDUCTOR_INPUTS}")
+    if cfg.conductor_input != "zeros" and cfg.decoder != "hierarchical":
+        raise ValueError("conductor_input is only defined for the hierarchical decoder")
     if cfg.split_tracks and cfg.decoder != "hierarchical":
         raise ValueError("split_tracks is only defined for the hierarchical decoder")
     if not 0 <= cfg.dec_input_dropout < 1:

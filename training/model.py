@@ -17,11 +17,12 @@ Tokens are LongTensors `[B, T, K]`, K tracks in the order of `TRACKS[cfg.kind]`.
 decoders the previous-token input uses -1 (`START`) for "no previous token": a zero vector, as
 magenta's zero start input.
 
-Hierarchical decoding. The conductor runs once over U = num_bars steps with zero inputs; bar u
-is decoded by the bottom decoder from c_u alone (its state is rebuilt from c_u at every bar),
-and its first input is the last token of bar u-1 (teacher forcing: the true token; free-running:
-the token sampled at the end of bar u-1). Given c_u and that token the bars are independent, so
-training runs all bars of a batch as one `[B * U, 16, ...]` batch through nn.LSTM.
+Hierarchical decoding. The conductor runs once over U = num_bars steps with zero inputs (or z,
+with `conductor_input: z`); bar u is decoded by the bottom decoder from c_u alone (its state is
+rebuilt from c_u at every bar), and its first input is the last token of bar u-1 (teacher
+forcing: the true token; free-running: the token sampled at the end of bar u-1). Given c_u and
+that token the bars are independent, so training runs all bars of a batch as one
+`[B * U, 16, ...]` batch through nn.LSTM.
 
 Deliberate differences from magenta, all small: the drum encoder input is magenta's drum roll
 (9 classes + a "silence" bit) also inside the trio encoder, where magenta feeds the trio's
@@ -385,7 +386,7 @@ class FlatDecoder(nn.Module):
 
 
 class HierarchicalDecoder(nn.Module):
-    """Conductor LSTM (one step per bar, zero inputs) -> c_u -> bottom decoder per bar.
+    """Conductor LSTM (one step per bar; zero inputs, or z) -> c_u -> bottom decoder per bar.
 
     With `split_tracks` each track has its own bottom decoder, reading only its own previous
     tokens (magenta's SplitMultiOutLstmDecoder); all of them read the same c_u.
@@ -397,7 +398,8 @@ class HierarchicalDecoder(nn.Module):
         self.steps_per_bar = cfg.steps_per_bar
         sizes = cfg.conductor_sizes
         self.conductor_initial_state = InitialState(cfg.z_size, sizes)
-        self.conductor = LSTMStack(1, sizes)
+        self.conductor_reads_z = cfg.conductor_input == "z"
+        self.conductor = LSTMStack(cfg.z_size if self.conductor_reads_z else 1, sizes)
         groups = (
             [[k] for k in range(len(cfg.tracks))]
             if cfg.split_tracks
@@ -415,8 +417,11 @@ class HierarchicalDecoder(nn.Module):
 
     def conduct(self, z: Tensor) -> Tensor:
         """z [B, Z] -> bar embeddings c [B, U, H]."""
-        zeros = z.new_zeros(z.shape[0], self.num_bars, 1)
-        c, _ = self.conductor(zeros, self.conductor_initial_state(z))
+        if self.conductor_reads_z:
+            inputs = z.unsqueeze(1).expand(-1, self.num_bars, -1)
+        else:
+            inputs = z.new_zeros(z.shape[0], self.num_bars, 1)
+        c, _ = self.conductor(inputs, self.conductor_initial_state(z))
         return c
 
     def forward(self, prev, z, sampling_probability=0.0, generator=None) -> list[Tensor]:
