@@ -416,7 +416,8 @@ def test_bag_of_notes_loss_trains_the_encoder_to_carry_each_bars_notes():
         with torch.no_grad():
             mu, _ = model.encode(x)
             z = mu if z_order is None else mu[z_order]
-            return float(bag_of_notes_nll(model.decoder.bag_logits(z), x).mean())
+            codes = model.decoder.codes(z)
+            return float(bag_of_notes_nll(model.decoder.bag_logits(codes), x).mean())
 
     first = bag_loss()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)

@@ -350,7 +350,6 @@ class BagOfNotes(nn.Module):
 
     def __init__(self, tracks: list[TrackSpec], code_size: int, bars_per_code: int):
         super().__init__()
-        self.bars = bars_per_code
         self.heads = nn.ModuleList(
             nn.Linear(code_size, bars_per_code * t.num_classes) for t in tracks
         )
@@ -374,11 +373,18 @@ class FlatDecoder(nn.Module):
             else None
         )
 
-    def bag_logits(self, z: Tensor) -> list[Tensor]:
-        return self.bag(z.unsqueeze(1), self.num_bars)
+    def codes(self, z: Tensor) -> Tensor:
+        """What the decoder reads: z itself, as one code for all bars [B, 1, Z]."""
+        return z.unsqueeze(1)
+
+    def bag_logits(self, codes: Tensor) -> list[Tensor]:
+        return self.bag(codes, self.num_bars)
+
+    def teacher_forced(self, prev, codes, sampling_probability=0.0, generator=None):
+        return self.core(prev, codes[:, 0], sampling_probability, generator)
 
     def forward(self, prev, z, sampling_probability=0.0, generator=None) -> list[Tensor]:
-        return self.core(prev, z, sampling_probability, generator)
+        return self.teacher_forced(prev, self.codes(z), sampling_probability, generator)
 
     def sample(self, z: Tensor, temperature: float, generator) -> Tensor:
         first = torch.full((z.shape[0], len(self.core.tracks)), START, device=z.device)
@@ -412,8 +418,15 @@ class HierarchicalDecoder(nn.Module):
         )
         self.bag = BagOfNotes(cfg.tracks, sizes[-1], 1) if cfg.bag_of_notes_weight > 0 else None
 
-    def bag_logits(self, z: Tensor) -> list[Tensor]:
-        return self.bag(self.conduct(z), self.num_bars)
+    def codes(self, z: Tensor) -> Tensor:
+        """What the bottom decoder reads: one conductor embedding per bar [B, U, H]."""
+        return self.conduct(z)
+
+    def bag_logits(self, codes: Tensor) -> list[Tensor]:
+        return self.bag(codes, self.num_bars)
+
+    def teacher_forced(self, prev, codes, sampling_probability=0.0, generator=None):
+        return self.decode_bars(codes, prev, sampling_probability, generator)
 
     def conduct(self, z: Tensor) -> Tensor:
         """z [B, Z] -> bar embeddings c [B, U, H]."""
@@ -524,8 +537,9 @@ class MusicVAE(nn.Module):
         prev = shift_right(x)
         if self.training and self.cfg.dec_input_dropout > 0:
             prev = drop_inputs(prev, self.cfg.dec_input_dropout, generator)
-        logits = self.decoder(prev, z, sampling_probability, generator)
-        bag = self.decoder.bag_logits(z) if self.decoder.bag is not None else None
+        codes = self.decoder.codes(z)  # once: the bag of notes reads the same codes
+        logits = self.decoder.teacher_forced(prev, codes, sampling_probability, generator)
+        bag = self.decoder.bag_logits(codes) if self.decoder.bag is not None else None
         return VAEOutput(logits, mu, sigma, z, bag)
 
     @torch.no_grad()

@@ -90,10 +90,10 @@ def bag_of_notes_nll(bag_logits: list[Tensor], x: Tensor) -> Tensor:
     """Per-example NLL [B] of every token under its bar's order-free distribution, summed."""
     nll = x.new_zeros(x.shape[0], dtype=torch.float32)
     for k, logits in enumerate(bag_logits):
-        batch, bars, classes = logits.shape
+        batch, bars, _ = logits.shape
         log_p = F.log_softmax(logits.float(), dim=-1)  # [B, U, C]
-        counts = F.one_hot(x[..., k].reshape(batch, bars, -1), classes).sum(dim=2)  # [B, U, C]
-        nll = nll - (counts * log_p).sum(dim=(1, 2))
+        tokens = x[..., k].reshape(batch, bars, -1)  # [B, U, steps per bar]
+        nll = nll - log_p.gather(2, tokens).sum(dim=(1, 2))
     return nll
 
 
