@@ -287,6 +287,7 @@ def evaluate(
         [t.num_classes for t in tracks],
         [t.column for t in tracks],
         drum_tracks=[k for k, t in enumerate(tracks) if t.track_type == "drums"],
+        melody_tracks=[k for k, t in enumerate(tracks) if t.track_type == "melody"],
         steps_per_bar=cfg.steps_per_bar,
         n_resamples=n_resamples,
         seed=seed,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipelines.representation import MELODY_FIRST_PITCH_TOKEN
+
 NATS_PER_BIT = math.log(2.0)
 
 
@@ -57,6 +59,27 @@ def drum_class_accuracy(pred: np.ndarray, target: np.ndarray, num_classes: int =
     hit_pred = (pred[..., None] >> bits) & 1
     hit_target = (target[..., None] >> bits) & 1
     return (hit_pred == hit_target).mean(axis=1)
+
+
+def melody_onset_scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """Where a melody track [N, T] is right: at the target's note onsets (pitch and timing),
+    elsewhere (holds and rests), and whether it starts a note where the target does (rhythm,
+    any pitch). A decoder that holds notes scores high on holds and low on onsets."""
+    pred, target = np.asarray(pred), np.asarray(target)
+    if pred.shape != target.shape or pred.ndim != 2:
+        raise ValueError(f"pred {pred.shape} and target {target.shape} must be the same [N, T]")
+    onset, pred_onset = target >= MELODY_FIRST_PITCH_TOKEN, pred >= MELODY_FIRST_PITCH_TOKEN
+    right = pred == target
+
+    def share(values: np.ndarray) -> float:
+        return float(values.mean()) if values.size else float("nan")
+
+    return {
+        "onset_accuracy": share(right[onset]),
+        "other_accuracy": share(right[~onset]),
+        "onset_recall": share(pred_onset[onset]),
+        "onset_precision": share(onset[pred_onset]),
+    }
 
 
 def per_bar_accuracy(pred: np.ndarray, target: np.ndarray, steps_per_bar: int = 16) -> np.ndarray:

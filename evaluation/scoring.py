@@ -104,6 +104,7 @@ def reconstruction_metrics(
     track_names: list[str],
     *,
     drum_tracks: list[int] | tuple[int, ...] = (),
+    melody_tracks: list[int] | tuple[int, ...] = (),
     steps_per_bar: int = 16,
     n_resamples: int = 2000,
     seed: int = 0,
@@ -111,7 +112,8 @@ def reconstruction_metrics(
 ) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(flat metrics, per-example scores, per-bar table) of one model on one test set.
 
-    `drum_tracks`: indices of drum tracks, also scored per drum class (hit or not at each step)."""
+    `drum_tracks`: indices of drum tracks, also scored per drum class (hit or not at each step);
+    `melody_tracks`: indices of melody-coded tracks, also scored at note onsets and elsewhere."""
     scores = per_example_scores(rec, tokens)
     out: dict[str, float] = {"test_examples": len(tokens)}
     for name, values in scores.items():
@@ -129,6 +131,10 @@ def reconstruction_metrics(
                 out[f"{label}_accuracy_{name}"] = float(
                     m.per_track_accuracy(pred, tokens)[:, k].mean()
                 )
+        for k in melody_tracks:
+            suffix = f"_{track_names[k]}" if len(track_names) > 1 else ""
+            for key, value in m.melody_onset_scores(pred[..., k], tokens[..., k]).items():
+                out[f"{label}_{key}{suffix}"] = value
         for k in drum_tracks:
             by_class = m.drum_class_accuracy(pred[..., k], tokens[..., k]).mean(axis=0)
             prefix = f"{label}_drum_accuracy" + (

@@ -148,6 +148,41 @@ def test_reconstruction_metrics_hand_made_case():
     assert tables["per_bar"]["sampled_accuracy"].tolist() == pytest.approx([(15 / 16 + 3) / 4, 1.0])
 
 
+def test_melody_onset_scores_separate_pitch_rhythm_and_held_notes():
+    tokens = np.zeros((2, 16, 1), dtype=np.int64)
+    tokens[:, ::4, 0] = [60, 62, 64, 65]  # four quarter notes; 12 "no event" steps
+    held = np.zeros_like(tokens)
+    held[:, 0, 0] = 60  # one note held for the whole bar: what a collapsed decoder writes
+    wrong_pitches = tokens.copy()
+    wrong_pitches[:, 4:, 0] = np.where(tokens[:, 4:, 0] > 0, 70, 0)  # right rhythm, 3 wrong pitches
+    for pred, expected in (
+        (held, dict(onset_accuracy=1 / 4, other_accuracy=1.0, onset_recall=1 / 4)),
+        (wrong_pitches, dict(onset_accuracy=1 / 4, other_accuracy=1.0, onset_recall=1.0)),
+    ):
+        values, _, _ = scoring.reconstruction_metrics(
+            reconstructions(pred, r_loss=1.0, kl=1.0),
+            tokens,
+            [90],
+            ["tokens"],
+            melody_tracks=[0],
+            n_resamples=20,
+        )
+        for key, value in expected.items():
+            assert values[f"sampled_{key}"] == pytest.approx(value), key
+        assert values["sampled_onset_precision"] == 1.0
+    # A trio's melody-coded tracks carry their names.
+    trio = np.concatenate([tokens, tokens], axis=-1)
+    values, _, _ = scoring.reconstruction_metrics(
+        reconstructions(trio, r_loss=1.0, kl=1.0),
+        trio,
+        [90, 90],
+        ["melody", "bass"],
+        melody_tracks=[0, 1],
+        n_resamples=20,
+    )
+    assert values["tf_onset_accuracy_bass"] == 1.0 and "tf_onset_accuracy" not in values
+
+
 def test_drum_and_trio_metrics_score_each_track_and_each_drum_class():
     kick, snare, hihat = 1 << 0, 1 << 1, 1 << 2
     tokens = np.zeros((2, 32, 3), dtype=np.int64)  # a trio: melody, bass, drums
@@ -357,6 +392,10 @@ def test_flat_and_hierarchical_16bar_models_compare_paired(tiny_datasets, tmp_pa
     assert hier["paper_sampled_accuracy"] == 0.812 and flat["paper_sampled_accuracy"] == 0.620
     markdown = (tmp_path / "eval" / "comparison" / "comparison.md").read_text()
     assert "Hierarchical minus flat" in markdown and names[1] in markdown
+    onsets = f"{hier['sampled_onset_accuracy']:.3f} / {hier['sampled_onset_recall']:.3f}"
+    assert onsets in next(
+        line for line in markdown.splitlines() if line.startswith(f"| {names[1]}")
+    )
 
     # The DAG's way: each model's inputs gathered under one folder (compare_inputs@<model>).
     collected = tmp_path / "collected"
