@@ -43,7 +43,7 @@ class EvaluateParams:
     num_reconstruction_plots: int = 4
     num_interpolation_plots: int = 2
     qpm: float = 120.0
-    num_threads: int = 1  # torch CPU threads; 0 = torch's default (1 is faster on a busy machine)
+    num_threads: int = 0  # torch CPU threads; 0 = torch's default (every core)
 
 
 @dataclass(frozen=True)
