@@ -109,6 +109,26 @@ def test_attribute_vectors_round_trip(tmp_path):
         loaded.vector("loudness")
 
 
+def test_a_drum_model_gets_only_the_rhythm_vectors():
+    import torch
+
+    from evaluation.cli.attributes import attribute_effects, compute_attribute_vectors
+    from training.configs import get_config
+    from training.model import MusicVAE
+
+    cfg = get_config("cat-drums_2bar_tiny")
+    torch.manual_seed(0)
+    model = MusicVAE(cfg).eval()
+    rng = np.random.default_rng(0)
+    hits = rng.random((16, cfg.max_seq_len, 1)) < rng.uniform(0.1, 0.6, (16, 1, 1))
+    tokens = np.where(hits, rng.integers(1, 512, hits.shape), 0)
+    vectors = compute_attribute_vectors(model, tokens, cfg.kind)
+    rhythm = ["note_density", "syncopation_16th", "syncopation_8th"]
+    assert vectors.defined_names == rhythm
+    effects = attribute_effects(model, tokens[:4], cfg.kind, vectors)
+    assert effects.vector_names == rhythm and effects.percent_change.shape == (3, len(ATTRIBUTES))
+
+
 @pytest.mark.slow
 def test_attribute_vectors_move_their_attribute(tmp_path_factory):
     """On a model trained enough (~1 CPU-minute), each vector pushes its own attribute: decoding

@@ -112,6 +112,11 @@ class AttributeVectors:
     quartile_size: np.ndarray  # [A]: sequences averaged on each side
     metadata: dict = field(default_factory=dict)
 
+    @property
+    def defined_names(self) -> list[str]:
+        """Attributes with a vector: defined on enough sequences (a drum track has no pitches)."""
+        return [n for n, size in zip(self.names, self.quartile_size, strict=True) if size > 0]
+
     def vector(self, name: str) -> np.ndarray:
         if name not in self.names:
             raise KeyError(f"no attribute vector {name!r}; available: {', '.join(self.names)}")
@@ -242,9 +247,10 @@ def attribute_effects(
     Both the shifted and the unshifted code are decoded the same way (greedy by default), so the
     change measures the vector and not the model's reconstruction error. The diagonal says whether
     each vector moves its own attribute; the rest shows how entangled the attributes are (the
-    paper's Figure 4 reports the same matrix in percent).
+    paper's Figure 4 reports the same matrix in percent). By default every defined vector is a
+    row (a drum model has no interval or C-diatonic vector).
     """
-    names = list(names or vectors.names)
+    names = list(names or vectors.defined_names)
     latents = generate.encode(model, tokens, batch_size=batch_size)
     base = measure_batch(
         generate.decode(model, latents, temperature=temperature, seed=seed, batch_size=batch_size),

@@ -522,6 +522,9 @@ def cmd_attribute_compute(args: argparse.Namespace) -> None:
         vectors.vectors,
         strict=True,
     ):
+        if size == 0:
+            print(f"{name:18s} undefined on these sequences: no vector", file=sys.stderr)
+            continue
         print(
             f"{name:18s} bottom quartile <= {low:.3f}, top >= {high:.3f} ({size} each); "
             f"|vector| = {np.linalg.norm(vector):.3f}",
@@ -548,6 +551,11 @@ def cmd_attribute_apply(args: argparse.Namespace) -> None:
     inputs = _read_inputs([args.input])
     loaded = load_model(args.model)
     vectors = load_vectors(loaded)
+    if args.attribute not in vectors.defined_names:
+        raise UserError(
+            f"no {args.attribute} vector for this model: the attribute is undefined on its "
+            f"sequences (defined: {', '.join(vectors.defined_names)})"
+        )
     (window,) = _windows(loaded, inputs, args)
     qpm = _qpm(args, [window])
     seed = _seed(args)
