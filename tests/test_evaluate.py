@@ -4,6 +4,7 @@ end to end on a tiny trained model (files, MLflow), and the flat-vs-hierarchical
 import csv
 import json
 import os
+import wave
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -480,6 +481,11 @@ def test_wav_is_rendered_only_when_a_synthesizer_exists(tmp_path):
     written = audio.render_wav(sequence, tmp_path / "a.wav")
     if available:
         assert written.read_bytes()[:4] == b"RIFF"
+        # Drums sound on the soundfont's drum kit (channel 10): kick and snare, not silence.
+        drums = rep.tokens_to_notesequence(np.array([1, 0, 2, 0] * 8), "drums")
+        with wave.open(str(audio.render_wav(drums, tmp_path / "d.wav"))) as f:
+            samples = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
+        assert np.abs(samples).max() > 10_000
     else:
         assert "fluidsynth" in why and written is None
         assert not (tmp_path / "a.wav").exists()
