@@ -327,6 +327,12 @@ def evaluate(
         track_types=[t.track_type for t in cfg.tracks],
     )
     metrics.update(interp_metrics)
+    # The same windows' greedy reconstructions from the reconstruction pass: what the endpoint
+    # accuracies are to match (alpha 0 and 1 decode mu_A and mu_B), free of the pairs' draw.
+    for side, column in (("a", 0), ("b", 1)):
+        metrics[f"interp_endpoint_{side}_reference_accuracy"] = float(
+            per_example["sampled_accuracy"][pairs[:, column]].mean()
+        )
     _, samples = generate.sample(
         model, settings.num_samples, temperature=settings.sample_temperature, seed=seed
     )

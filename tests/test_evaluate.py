@@ -303,8 +303,11 @@ def test_evaluate_stage_end_to_end(tiny_datasets, tmp_path, mlflow_store):
     assert "interp_latent_lm_loglik" in metrics and metrics["interp_pairs"] == 4
     assert 0.0 <= metrics["interp_latent_degenerate_fraction"] <= 1.0
     assert 0.0 <= metrics["interp_latent_monotone_fraction"] <= 1.0
-    # alpha 0 decodes mu_A greedily: A's sampled reconstruction, scored against A.
-    assert 0.0 <= metrics["interp_endpoint_a_accuracy"] <= 1.0
+    # alpha 0 and 1 decode mu_A and mu_B greedily: A's and B's own greedy reconstructions.
+    for side in ("a", "b"):
+        assert metrics[f"interp_endpoint_{side}_accuracy"] == pytest.approx(
+            metrics[f"interp_endpoint_{side}_reference_accuracy"], abs=1e-9
+        )
     # The same codes decoded at the sampling temperature: a third method beside latent and data.
     assert 0.0 <= metrics["interp_sampled_monotone_fraction"] <= 1.0
     assert 0.0 <= metrics["interp_sampled_endpoint_b_accuracy"] <= 1.0
