@@ -316,13 +316,15 @@ _CPU: dict[str, tuple[str, dict[str, Any]]] = {
     "flat-mel_16bar_cpu": ("flat-mel_16bar", dict(_CPU_16BAR)),
     "hierdec-mel_16bar_cpu": (
         "hierdec-mel_16bar",
-        # bag of notes: ahead of the same run without it at every checkpoint (experiments, 17)
+        # bag of notes and z into the conductor: each ahead of the same run without it at every
+        # checkpoint (experiments, 17 and 18)
         dict(
             _CPU_16BAR,
             conductor_rnn_size=[96],
             dec_input_dropout=0.5,
             warmup_steps=800,
             bag_of_notes_weight=1.0,
+            conductor_input="z",
         ),
     ),
     "flat-trio_16bar_cpu": ("flat-trio_16bar", dict(_CPU_16BAR, free_bits=0)),
