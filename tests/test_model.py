@@ -91,7 +91,12 @@ def expected_parameters(cfg) -> int:
     if cfg.decoder == "flat":
         return enc + latent + core(classes, cfg.z_size) + bag(cfg.z_size, cfg.num_bars)
     conductor = cfg.conductor_sizes
-    dec = cfg.z_size * 2 * sum(conductor) + 2 * sum(conductor) + lstm_params(1, conductor)
+    conductor_input = cfg.z_size if cfg.conductor_input == "z" else 1  # z, or magenta's zeros
+    dec = (
+        cfg.z_size * 2 * sum(conductor)
+        + 2 * sum(conductor)
+        + lstm_params(conductor_input, conductor)
+    )
     groups = [[c] for c in classes] if cfg.split_tracks else [classes]
     bags = bag(conductor[-1], 1)
     return enc + latent + dec + sum(core(g, conductor[-1]) for g in groups) + bags
@@ -239,7 +244,7 @@ def test_greedy_decode_agrees_with_teacher_forcing_on_its_own_output(name):
     z = torch.randn(4, cfg.z_size, generator=torch.Generator().manual_seed(2)) * 3
     with torch.no_grad():
         tokens = model.decode(z)
-        logits = model.decoder(shift_right(tokens), z)
+        logits = model.decoder(shift_right(tokens), model.decoder.codes(z))
     argmax = torch.stack([lg.argmax(-1) for lg in logits], dim=-1)
     assert torch.equal(argmax, tokens)
 
@@ -326,8 +331,8 @@ def test_split_trio_decoders_read_only_their_own_track():
         other[..., 1] = (other[..., 1] + 5) % 90  # change the bass only
         z = torch.randn(2, cfg.z_size)
         with torch.no_grad():
-            base = model.decoder(shift_right(x), z)
-            changed = model.decoder(shift_right(other), z)
+            base = model.decoder(shift_right(x), model.decoder.codes(z))
+            changed = model.decoder(shift_right(other), model.decoder.codes(z))
         assert torch.equal(base[0], changed[0]) == independent, name  # melody logits
         assert not torch.equal(base[1], changed[1])
 
@@ -346,7 +351,7 @@ def test_scheduled_sampling_probability_one_ignores_the_true_inputs():
     def logits(tokens, probability):
         g = torch.Generator().manual_seed(9)
         with torch.no_grad():
-            return model.decoder(shift_right(tokens), z, probability, g)[0]
+            return model.decoder(shift_right(tokens), model.decoder.codes(z), probability, g)[0]
 
     # Inputs 1.. come from the targets 0..T-2; with probability 1 only target 0 is read.
     assert torch.equal(logits(x, 1.0), logits(y, 1.0))

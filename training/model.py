@@ -380,11 +380,9 @@ class FlatDecoder(nn.Module):
     def bag_logits(self, codes: Tensor) -> list[Tensor]:
         return self.bag(codes, self.num_bars)
 
-    def teacher_forced(self, prev, codes, sampling_probability=0.0, generator=None):
+    def forward(self, prev, codes, sampling_probability=0.0, generator=None) -> list[Tensor]:
+        """Teacher-forced logits from previous tokens and `codes(z)`."""
         return self.core(prev, codes[:, 0], sampling_probability, generator)
-
-    def forward(self, prev, z, sampling_probability=0.0, generator=None) -> list[Tensor]:
-        return self.teacher_forced(prev, self.codes(z), sampling_probability, generator)
 
     def sample(self, z: Tensor, temperature: float, generator) -> Tensor:
         first = torch.full((z.shape[0], len(self.core.tracks)), START, device=z.device)
@@ -425,9 +423,6 @@ class HierarchicalDecoder(nn.Module):
     def bag_logits(self, codes: Tensor) -> list[Tensor]:
         return self.bag(codes, self.num_bars)
 
-    def teacher_forced(self, prev, codes, sampling_probability=0.0, generator=None):
-        return self.decode_bars(codes, prev, sampling_probability, generator)
-
     def conduct(self, z: Tensor) -> Tensor:
         """z [B, Z] -> bar embeddings c [B, U, H]."""
         if self.conductor_reads_z:
@@ -437,8 +432,9 @@ class HierarchicalDecoder(nn.Module):
         c, _ = self.conductor(inputs, self.conductor_initial_state(z))
         return c
 
-    def forward(self, prev, z, sampling_probability=0.0, generator=None) -> list[Tensor]:
-        return self.decode_bars(self.conduct(z), prev, sampling_probability, generator)
+    def forward(self, prev, codes, sampling_probability=0.0, generator=None) -> list[Tensor]:
+        """Teacher-forced logits from previous tokens and `codes(z)`."""
+        return self.decode_bars(codes, prev, sampling_probability, generator)
 
     def decode_bars(
         self, c: Tensor, prev: Tensor, sampling_probability: float = 0.0, generator=None
@@ -538,7 +534,7 @@ class MusicVAE(nn.Module):
         if self.training and self.cfg.dec_input_dropout > 0:
             prev = drop_inputs(prev, self.cfg.dec_input_dropout, generator)
         codes = self.decoder.codes(z)  # once: the bag of notes reads the same codes
-        logits = self.decoder.teacher_forced(prev, codes, sampling_probability, generator)
+        logits = self.decoder(prev, codes, sampling_probability, generator)
         bag = self.decoder.bag_logits(codes) if self.decoder.bag is not None else None
         return VAEOutput(logits, mu, sigma, z, bag)
 
