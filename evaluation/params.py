@@ -21,7 +21,7 @@ class LMParams:
     train_steps: int = 600
     learning_rate: float = 0.003
     max_minutes: float = 3.0  # training-time budget; 0 = none
-    num_threads: int = 0  # torch CPU threads; 0 = torch's default (every core)
+    num_threads: int = 1  # torch CPU threads; 0 = torch's default (every core)
     seed: int = 0
     max_test_examples: int = 2000
 
@@ -43,7 +43,7 @@ class EvaluateParams:
     num_reconstruction_plots: int = 4
     num_interpolation_plots: int = 2
     qpm: float = 120.0
-    num_threads: int = 0  # torch CPU threads; 0 = torch's default (every core)
+    num_threads: int = 1  # torch CPU threads; 0 = torch's default (every core)
 
 
 @dataclass(frozen=True)
