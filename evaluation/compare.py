@@ -212,7 +212,8 @@ def to_markdown(comparison: dict) -> str:
         "",
         "| model | dataset | decoder | n | teacher-forced | sampled | magenta sampled | floor "
         "| paper TF / sampled "
-        "| prior z | per-class (sampled) | note onsets (sampled): pitch / rhythm | KL bits | active units | interp. monotonicity "
+        "| prior z | per-class (sampled) | note onsets (sampled): pitch / rhythm "
+        "| KL bits | active units | interp. monotonicity "
         "violation latent / data | interp. LM log-lik latent / data / real A, B "
         "| degenerate / monotone interp. | monotone, sampled |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",

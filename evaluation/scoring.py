@@ -122,6 +122,8 @@ def reconstruction_metrics(
         scores["sampled_accuracy"], scores["prior_sampled_accuracy"], n_resamples, seed=seed
     )
     out.update(gap.as_dict("true_minus_prior_z_accuracy"))
+    # Per-track keys name the track only where there are several (a trio's melody, bass, drums).
+    track_suffix = [f"_{name}" if len(track_names) > 1 else "" for name in track_names]
     for label, pred in (("tf", rec.teacher_forced), ("sampled", rec.sampled)):
         out[f"{label}_mean_per_class_accuracy"] = m.mean_per_class_accuracy(
             pred, tokens, num_classes
@@ -132,16 +134,12 @@ def reconstruction_metrics(
                     m.per_track_accuracy(pred, tokens)[:, k].mean()
                 )
         for k in melody_tracks:
-            suffix = f"_{track_names[k]}" if len(track_names) > 1 else ""
             for key, value in m.melody_onset_scores(pred[..., k], tokens[..., k]).items():
-                out[f"{label}_{key}{suffix}"] = value
+                out[f"{label}_{key}{track_suffix[k]}"] = value
         for k in drum_tracks:
             by_class = m.drum_class_accuracy(pred[..., k], tokens[..., k]).mean(axis=0)
-            prefix = f"{label}_drum_accuracy" + (
-                f"_{track_names[k]}" if len(track_names) > 1 else ""
-            )
             for name, value in zip(DRUM_CLASS_NAMES, by_class, strict=True):
-                out[f"{prefix}_{name}"] = float(value)
+                out[f"{label}_drum_accuracy{track_suffix[k]}_{name}"] = float(value)
     floor_pred = np.broadcast_to(m.majority_classes(tokens), tokens.shape)
     out["majority_floor_mean_per_class_accuracy"] = m.mean_per_class_accuracy(
         floor_pred, tokens, num_classes

@@ -24,6 +24,7 @@ from evaluation.metrics import melody_onset_scores  # noqa: E402
 from evaluation.testset import load_examples  # noqa: E402
 from pipelines.representation import MELODY_FIRST_PITCH_TOKEN  # noqa: E402
 from training.checkpoint import load_model  # noqa: E402
+from training.objective import kl_divergence  # noqa: E402
 
 
 def top_k_recall(scores: np.ndarray, pitches: set[int]) -> float:
@@ -61,9 +62,7 @@ def report(path: str, limit: int = 256) -> None:
             if bags is not None:
                 bag.append(top_k_recall(bags[i, u], pitches))
                 other.append(top_k_recall(bags[i, (u + bars // 2) % bars], pitches))
-    kl_bits = float(
-        ((out.mu**2 + out.sigma**2 - 1 - 2 * torch.log(out.sigma)) / 2).sum(-1).mean() / np.log(2)
-    )
+    kl_bits = float(kl_divergence(out.mu, out.sigma).mean() / np.log(2))
     print(f"{path}: KL {kl_bits:.0f} bits")
     print(
         f"  greedy: onset accuracy {onsets['onset_accuracy']:.3f}, onset recall "
