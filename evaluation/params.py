@@ -36,7 +36,7 @@ class EvaluateParams:
     seed: int = 0
     interpolation_pairs: int = 32
     interpolation_steps: int = 11
-    lm: str | None = "models/lm-{model}/lm.pt"  # {model}, {dataset}; null/absent: no naturalness
+    lm: str | None = "models/lm-{dataset}/lm.pt"  # {model}, {dataset}; null/absent: no naturalness
     num_samples: int = 8  # prior samples rendered as MIDI and piano roll
     # Of the prior samples and of the sampled interpolants (0: no sampled interpolants).
     sample_temperature: float = 0.5

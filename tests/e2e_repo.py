@@ -182,6 +182,7 @@ def tiny_params(params: dict[str, Any]) -> dict[str, Any]:
     params["examples"] = {**params["examples"], **SPLIT_FRACTIONS}
     params["multitrack"] = {**params["multitrack"], "library": "mma-library"}
     params["models"] = {name: {"dataset": dataset} for name, dataset in TINY_MODELS.items()}
+    params["lm_datasets"] = sorted(set(TINY_MODELS.values()))
     defaults = (params.get("train") or {}).get("defaults") or {}
     params["train"] = {"defaults": {**defaults, **TINY_TRAIN}, **{m: {} for m in TINY_MODELS}}
     params["lm"] = {**params["lm"], **TINY_LM}

@@ -220,13 +220,13 @@ def check_outputs(repo: DvcRepo) -> None:
     used = set(params["models"][m]["dataset"] for m in params["models"])
     for name in ("mel_2bar", "mel_16bar", "drums_2bar", "trio_16bar"):
         check_dataset(repo, name, name in used)
-    for model, entry in params["models"].items():
-        dataset = entry["dataset"]
-        lm = load_lm(repo.root / "models" / f"lm-{model}" / "lm.pt")
+    assert set(params["lm_datasets"]) == used
+    for dataset in used:
+        lm = load_lm(repo.root / "models" / f"lm-{dataset}" / "lm.pt")
         assert lm.cfg.num_classes == tuple(
             t.num_classes for t in TRACKS[DATASET_SPECS[dataset].kind]
         )
-        metrics = json.loads((repo.root / "models" / f"lm-{model}" / "metrics.json").read_text())
+        metrics = json.loads((repo.root / "models" / f"lm-{dataset}" / "metrics.json").read_text())
         assert set(metrics) >= LM_METRICS and metrics["dataset"] == dataset
     for model, entry in params["models"].items():
         check_model(repo, model, entry["dataset"])

@@ -42,6 +42,9 @@ def test_every_profile_names_known_configs_on_their_datasets():
             cfg = get_config(model, overrides)  # raises on an unknown name or key
             assert cfg.dataset == entry["dataset"], (name, model)
             assert entry["dataset"] in DATASET_SPECS
+        # One interpolation LM per dataset the models read, none for a dataset they don't.
+        used = {entry["dataset"] for entry in profile["models"].values()}
+        assert sorted(profile["lm_datasets"]) == sorted(used), name
 
 
 def test_gpu_profile_switches_models_and_keeps_the_rest(project: Path):
@@ -52,6 +55,7 @@ def test_gpu_profile_switches_models_and_keeps_the_rest(project: Path):
     after = yaml.safe_load(text)
     gpu = before["profiles"]["gpu"]
     assert after["models"] == gpu["models"]
+    assert after["lm_datasets"] == gpu["lm_datasets"]
     assert after["train"] == gpu["train"]
     assert after["train_launcher"] == "torchrun --standalone --nproc_per_node=4"
     # Merged, not replaced: the profile's evaluate keys over the default ones.
@@ -62,6 +66,7 @@ def test_gpu_profile_switches_models_and_keeps_the_rest(project: Path):
     assert "&id" not in text and "*id" not in text  # no YAML anchors: each section written out
 
     commands = stage_commands(project)
+    assert {f"lm@{dataset}" for dataset in gpu["lm_datasets"]} <= set(commands)
     for model in gpu["models"]:
         assert {f"train@{model}", f"evaluate@{model}", f"register@{model}"} <= set(commands)
         assert commands[f"train@{model}"].startswith(

@@ -565,6 +565,21 @@ def test_the_dags_two_process_launcher_trains_and_resumes_bit_for_bit(tiny_datas
     for key, value in state["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][key]), key
 
+    # The two processes scored half the eval batches each; one process scores the same.
+    model = MusicVAE(cfg)
+    model.load_state_dict(state["state_dict"])
+    data = load_split(dataset(tiny_datasets, "mel_16bar"), "eval", cfg.tracks, cfg.num_bars)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the launched processes (OMP_NUM_THREADS=1)
+    try:
+        alone = evaluate(model, data[: cfg.eval_examples], cfg, 4, torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    assert len(data[: cfg.eval_examples]) > 2 * cfg.batch_size  # both ranks had batches
+    assert {f"last_step_{key}": value for key, value in alone.items()} == {
+        key: metrics[key] for key in metrics if key.startswith("last_step_")
+    }
+
 
 def test_a_checkpoint_from_before_a_new_config_field_resumes_with_its_default():
     cfg = get_config("hierdec-mel_16bar_tiny")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -63,6 +64,15 @@ def any_across_ranks(runtime: Runtime, *flags: bool) -> list[bool]:
     values = torch.tensor([float(f) for f in flags], device=runtime.device)
     dist.all_reduce(values, op=dist.ReduceOp.MAX)
     return [bool(v) for v in values.tolist()]
+
+
+def gather_to_main(runtime: Runtime, obj: Any) -> list[Any] | None:
+    """Every process's `obj` (picklable), in rank order, on rank 0; None on the others."""
+    if not runtime.distributed:
+        return [obj]
+    gathered: list[Any] | None = [None] * runtime.world_size if runtime.is_main else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
 
 
 def barrier(runtime: Runtime) -> None:

@@ -163,9 +163,11 @@ class LSTMStack(nn.Module):
                 gates0 if i == 0 else F.linear(below, layer.weight_ih_l0, layer.bias_ih_l0)
             )
             gates = below_gates + F.linear(h, layer.weight_hh_l0, layer.bias_hh_l0)
-            i_gate, f_gate, g_gate, o_gate = gates.chunk(4, dim=-1)
-            c = torch.sigmoid(f_gate) * c + torch.sigmoid(i_gate) * torch.tanh(g_gate)
-            h = torch.sigmoid(o_gate) * torch.tanh(c)
+            # One sigmoid over all four gates (the cell gate's share unused): fewer small kernels.
+            i_gate, f_gate, _, o_gate = torch.sigmoid(gates).chunk(4, dim=-1)
+            g_gate = torch.tanh(gates[..., 2 * h.shape[-1] : 3 * h.shape[-1]])
+            c = f_gate * c + i_gate * g_gate
+            h = o_gate * torch.tanh(c)
             new_state.append((h, c))
             below = h
         return below, new_state
@@ -288,21 +290,24 @@ class CoreDecoder(nn.Module):
         """magenta's ScheduledOutputTrainingHelper: from step 1 on, each sequence's input is,
         with `probability`, a sample (temperature 1) of the model's own previous output."""
         embed, cond_gates = self._step_inputs(cond)
-        steps_logits: list[list[Tensor]] = []
-        token = prev[:, 0]
+        # The coins do not depend on the outputs, so they are drawn up front; only the rows that
+        # use their own output are sampled, and the heads run once over all steps afterwards.
+        own = torch.rand(prev.shape[:2], device=prev.device, generator=generator) < probability
+        tops: list[Tensor] = []
         for t in range(prev.shape[1]):
-            if t > 0:
-                own = torch.stack(
-                    [sample_tokens(lg.detach(), 1.0, generator) for lg in steps_logits[-1]],
-                    dim=-1,
-                )
-                use_own = (
-                    torch.rand(prev.shape[0], device=prev.device, generator=generator) < probability
-                )
-                token = torch.where(use_own.unsqueeze(-1), own, prev[:, t])
+            token = prev[:, t]
+            rows = own[:, t].nonzero().squeeze(-1) if t > 0 else own.new_empty(0, dtype=torch.long)
+            if rows.numel():
+                with torch.no_grad():
+                    last = tops[-1][rows]
+                    sampled = torch.stack(
+                        [sample_tokens(head(last), 1.0, generator) for head in self.heads], dim=-1
+                    )
+                token = token.index_copy(0, rows, sampled)
             h, state = self.rnn.step(cond_gates + embed(token), state)
-            steps_logits.append([head(h) for head in self.heads])
-        return [torch.stack(per_track, dim=1) for per_track in zip(*steps_logits, strict=True)]
+            tops.append(h)
+        out = torch.stack(tops, dim=1)
+        return [head(out) for head in self.heads]
 
     def _step_inputs(self, cond: Tensor):
         """Precompute the first layer's input gates: the conditioning part once, the token part

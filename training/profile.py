@@ -1,7 +1,7 @@
 """Switch params.yaml to a named training profile.
 
-params.yaml's top-level `models`, `train` and `train_launcher` are what `dvc repro` runs (the
-default CPU profile). `profiles.<name>` holds another profile's values for those keys, plus
+params.yaml's top-level `models`, `lm_datasets`, `train` and `train_launcher` are what
+`dvc repro` runs (the default CPU profile). `profiles.<name>` holds another profile's values for those keys, plus
 optional overrides of other sections (e.g. `evaluate`). This command writes them over the
 top-level keys, keeping the file's comments, so that the next `dvc repro` (or `dvc exp run`)
 trains that profile:
@@ -10,8 +10,9 @@ trains that profile:
     python -m training.profile gpu --gpus 8       # the same, each run under torchrun on 8 GPUs
     git checkout params.yaml                      # back to the default CPU profile
 
-`models` and `train` are replaced as a whole (a profile names its own models and budgets);
-any other mapping is merged key by key into the section of the same name.
+`models`, `lm_datasets` and `train` are replaced as a whole (a profile names its own models,
+their datasets and budgets); any other mapping is merged key by key into the section of the
+same name.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-REPLACED = ("models", "train", "train_launcher")
+REPLACED = ("models", "lm_datasets", "train", "train_launcher")
 
 
 def torchrun_launcher(gpus: int) -> str:

@@ -62,7 +62,14 @@ from training import checkpoint as ckpt
 from training import tracking
 from training.configs import Config, get_config, params_overrides, parse_set
 from training.data import BatchStream, load_split
-from training.distributed import Runtime, any_across_ranks, barrier, init_runtime, shutdown
+from training.distributed import (
+    Runtime,
+    any_across_ranks,
+    barrier,
+    gather_to_main,
+    init_runtime,
+    shutdown,
+)
 from training.model import MusicVAE
 from training.objective import (
     ACTIVE_UNIT_THRESHOLD,
@@ -83,28 +90,49 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 # ---------------------------------------------------------------------------------------------
 # Evaluation on the eval split (teacher forced, z = mu)
 
+EVAL_TERMS = ("loss", "r_loss", "kl_bits", "accuracy")  # of vae_loss, averaged over examples
+
 
 @torch.no_grad()
 def evaluate(
-    model: MusicVAE, data: np.ndarray, cfg: Config, step: int, device: torch.device
+    model: MusicVAE,
+    data: np.ndarray,
+    cfg: Config,
+    step: int,
+    device: torch.device,
+    rt: Runtime | None = None,
 ) -> dict[str, float]:
+    """Scores of the weights on `data` (the eval split). Under DDP every process scores every
+    world_size-th batch and rank 0 adds them up in batch order, so the scores do not depend on
+    the number of processes; the other ranks get {}."""
     if len(data) == 0:
         return {}
+    rank, world_size = (rt.rank, rt.world_size) if rt else (0, 1)
     model.eval()
-    totals = {"loss": 0.0, "r_loss": 0.0, "kl_bits": 0.0, "accuracy": 0.0}
-    mus, correct, decoded = [], 0.0, 0
-    for start in range(0, len(data), cfg.batch_size):
+    batches = []  # (start, values summed over the batch's examples, the batch's mu)
+    starts = range(0, len(data), cfg.batch_size)
+    for start in starts[rank::world_size]:
         x = torch.from_numpy(data[start : start + cfg.batch_size]).to(device)
         out = model(x, sample_z=False)
         terms = vae_loss(out, x, cfg, step)
-        for key in totals:
-            totals[key] += float(getattr(terms, key)) * len(x)
-        mus.append(out.mu.float())
+        sums = {key: float(getattr(terms, key)) * len(x) for key in EVAL_TERMS}
         if start < cfg.eval_sampled_examples:
             # Greedy free-running decode from z = mu: what a user hears, unlike teacher forcing.
-            correct += float((model.decode(out.mu) == x).float().mean()) * len(x)
-            decoded += len(x)
+            sums["correct"] = float((model.decode(out.mu) == x).float().mean()) * len(x)
+            sums["decoded"] = len(x)
+        batches.append((start, sums, out.mu.float().cpu()))
     model.train()
+    if rt is not None:
+        gathered = gather_to_main(rt, batches)
+        if gathered is None:
+            return {}
+        batches = sorted((b for part in gathered for b in part), key=lambda b: b[0])
+    totals = dict.fromkeys((*EVAL_TERMS, "correct", "decoded"), 0.0)
+    for _, sums, _ in batches:
+        for key, value in sums.items():
+            totals[key] += value
+    mus = [mu for _, _, mu in batches]
+    correct, decoded = totals.pop("correct"), totals.pop("decoded")
     scores = {f"eval_{k}": v / len(data) for k, v in totals.items()}
     scores["eval_nll_per_step"] = scores["eval_r_loss"] / cfg.max_seq_len  # comparable to the LM
     if decoded:
@@ -267,7 +295,7 @@ def _train(
         train_step, net, model, optimizer, cfg=cfg, generator=generator, rt=rt
     )
     bf16 = use_bf16(cfg.precision, rt.device)
-    eval_data = _eval_split(dataset_dir, cfg) if rt.is_main else None
+    eval_data = _eval_split(dataset_dir, cfg)
     bar = _progress_bar(cfg, run.step) if rt.is_main and progress else None
 
     clock = TrainingClock(run.elapsed_s)
@@ -281,8 +309,9 @@ def _train(
 
             # Evaluate and checkpoint (rank 0 only): every checkpoint_every steps and at the end.
             due = done or (run.step > started_at and run.step % cfg.checkpoint_every == 0)
+            if due:
+                scores = evaluate(model, eval_data, cfg, run.step, rt.device, rt)
             if due and rt.is_main:
-                scores = evaluate(model, eval_data, cfg, run.step, rt.device)
                 tracker.log_metrics(scores, run.step)
                 run.data_position, run.elapsed_s = stream.position, clock.elapsed()
                 _save(out_dir, model, optimizer, cfg, run, scores, rt.world_size)
