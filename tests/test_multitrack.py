@@ -193,10 +193,12 @@ def test_without_mma_make_repro_runs_every_stage_that_does_not_need_it():
         "cat-drums_2bar_cpu": {"dataset": "drums_2bar"},
         "hierdec-trio_16bar_cpu": {"dataset": "trio_16bar"},
     }
+    params["lm_datasets"] = ["mel_2bar", "drums_2bar", "trio_16bar"]
     names = stages_without_mma(dvc_yaml, params)
     assert not set(names) & set(MULTITRACK_STAGES)
     assert {"notesequences", "examples", "compare"} <= set(names)
     assert "train@cat-mel_2bar_cpu" in names and "register@cat-mel_2bar_cpu" in names
+    assert "lm@mel_2bar" in names
     assert not [n for n in names if "drums" in n or "trio" in n]
-    # One melody model: every other stage once, each per-model stage once.
+    # One melody model and its dataset: every other stage once, each per-model stage once.
     assert len(names) == len(dvc_yaml["stages"]) - len(MULTITRACK_STAGES)

@@ -2,8 +2,9 @@
 
     python -m pipelines.multitrack.without_mma [dvc.yaml] [params.yaml]   # one name per line
 
-Left out: the multitrack corpus, its two Beam stages, and every per-model stage (`foreach:
-${models}`) of a model trained on one of its datasets.
+Left out: the multitrack corpus, its two Beam stages, every per-model stage (`foreach:
+${models}`) of a model trained on one of its datasets, and every per-dataset stage (`foreach:
+${lm_datasets}`) of one of its datasets.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ MULTITRACK_DATASETS = ("drums_2bar", "trio_16bar")
 
 
 def stages_without_mma(dvc_yaml: dict, params: dict) -> list[str]:
-    models = params.get("models") or {}
+    # Each foreach's keys -> their datasets.
+    datasets_of = {
+        "${models}": {m: e["dataset"] for m, e in (params.get("models") or {}).items()},
+        "${lm_datasets}": {d: d for d in params.get("lm_datasets") or []},
+    }
     names = []
     for name, stage in dvc_yaml["stages"].items():
         if name in MULTITRACK_STAGES:
@@ -25,12 +30,14 @@ def stages_without_mma(dvc_yaml: dict, params: dict) -> list[str]:
         if "foreach" not in stage:
             names.append(name)
             continue
-        if stage["foreach"] != "${models}":
-            raise ValueError(f"stage {name}: foreach over {stage['foreach']!r}, not ${{models}}")
+        if stage["foreach"] not in datasets_of:
+            raise ValueError(
+                f"stage {name}: foreach over {stage['foreach']!r}, not one of {sorted(datasets_of)}"
+            )
         names += [
-            f"{name}@{model}"
-            for model, entry in models.items()
-            if entry["dataset"] not in MULTITRACK_DATASETS
+            f"{name}@{key}"
+            for key, dataset in datasets_of[stage["foreach"]].items()
+            if dataset not in MULTITRACK_DATASETS
         ]
     return names
 
