@@ -13,6 +13,7 @@ from dvc.repo import Repo
 from pipelines.extract.windows import DATASET_SPECS
 from training.configs import get_config
 from training.profile import main as profile_main
+from training.profile import model_datasets
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,9 +43,8 @@ def test_every_profile_names_known_configs_on_their_datasets():
             cfg = get_config(model, overrides)  # raises on an unknown name or key
             assert cfg.dataset == entry["dataset"], (name, model)
             assert entry["dataset"] in DATASET_SPECS
-        # One interpolation LM per dataset the models read, none for a dataset they don't.
-        used = {entry["dataset"] for entry in profile["models"].values()}
-        assert sorted(profile["lm_datasets"]) == sorted(used), name
+    # One interpolation LM per dataset the models read, none for a dataset they don't.
+    assert params["lm_datasets"] == model_datasets(params["models"])
 
 
 def test_gpu_profile_switches_models_and_keeps_the_rest(project: Path):
@@ -55,7 +55,7 @@ def test_gpu_profile_switches_models_and_keeps_the_rest(project: Path):
     after = yaml.safe_load(text)
     gpu = before["profiles"]["gpu"]
     assert after["models"] == gpu["models"]
-    assert after["lm_datasets"] == gpu["lm_datasets"]
+    assert after["lm_datasets"] == ["mel_2bar", "mel_16bar", "drums_2bar", "trio_16bar"]
     assert after["train"] == gpu["train"]
     assert after["train_launcher"] == "torchrun --standalone --nproc_per_node=4"
     # Merged, not replaced: the profile's evaluate keys over the default ones.
@@ -66,7 +66,7 @@ def test_gpu_profile_switches_models_and_keeps_the_rest(project: Path):
     assert "&id" not in text and "*id" not in text  # no YAML anchors: each section written out
 
     commands = stage_commands(project)
-    assert {f"lm@{dataset}" for dataset in gpu["lm_datasets"]} <= set(commands)
+    assert {f"lm@{dataset}" for dataset in after["lm_datasets"]} <= set(commands)
     for model in gpu["models"]:
         assert {f"train@{model}", f"evaluate@{model}", f"register@{model}"} <= set(commands)
         assert commands[f"train@{model}"].startswith(

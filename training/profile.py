@@ -1,18 +1,18 @@
 """Switch params.yaml to a named training profile.
 
 params.yaml's top-level `models`, `lm_datasets`, `train` and `train_launcher` are what
-`dvc repro` runs (the default CPU profile). `profiles.<name>` holds another profile's values for those keys, plus
-optional overrides of other sections (e.g. `evaluate`). This command writes them over the
-top-level keys, keeping the file's comments, so that the next `dvc repro` (or `dvc exp run`)
-trains that profile:
+`dvc repro` runs (the default CPU profile). `profiles.<name>` holds another profile's values for
+`models`, `train` and `train_launcher`, plus optional overrides of other sections (e.g.
+`evaluate`). This command writes them over the top-level keys, keeping the file's comments, and
+sets `lm_datasets` to the datasets of the profile's models, so that the next `dvc repro` (or
+`dvc exp run`) trains that profile:
 
     python -m training.profile gpu                # paper-size models, batch 512, one GPU
     python -m training.profile gpu --gpus 8       # the same, each run under torchrun on 8 GPUs
     git checkout params.yaml                      # back to the default CPU profile
 
-`models`, `lm_datasets` and `train` are replaced as a whole (a profile names its own models,
-their datasets and budgets); any other mapping is merged key by key into the section of the
-same name.
+`models` and `train` are replaced as a whole (a profile names its own models and budgets);
+any other mapping is merged key by key into the section of the same name.
 """
 
 from __future__ import annotations
@@ -25,7 +25,12 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-REPLACED = ("models", "lm_datasets", "train", "train_launcher")
+REPLACED = ("models", "train", "train_launcher")
+
+
+def model_datasets(models: dict[str, Any]) -> list[str]:
+    """The datasets of `models` (params.yaml's mapping), each once, in the order first used."""
+    return list(dict.fromkeys(entry["dataset"] for entry in models.values()))
 
 
 def torchrun_launcher(gpus: int) -> str:
@@ -46,6 +51,7 @@ def apply_profile(params: dict[str, Any], name: str, gpus: int = 0) -> dict[str,
         else:
             for inner_key, inner_value in value.items():
                 params[key][inner_key] = inner_value
+    params["lm_datasets"] = model_datasets(params["models"])  # dvc.yaml's lm@<dataset> stages
     if gpus > 1:
         params["train_launcher"] = torchrun_launcher(gpus)
     return params
