@@ -131,6 +131,11 @@ def test_paper_configs_carry_magentas_hyperparameters():
         cfg = get_config(name)
         assert (cfg.beta_rate, cfg.transpose_range) == (0.99999, 5)
         assert (cfg.sampling_schedule, cfg.sampling_rate) == ("inverse_sigmoid", 1000)
+    # The CPU 2-bar variants depart from it: teacher forcing only (README's differences table).
+    for name in ("cat-mel_2bar_cpu", "cat-drums_2bar_cpu"):
+        cfg = get_config(name)
+        assert (cfg.sampling_schedule, cfg.sampling_rate) == ("constant", 0.0), name
+        assert sampling_probability_at(cfg, 10_000) == 0.0
     assert get_config("hierdec-mel_16bar").conductor_sizes == [1024, 1024]
     assert get_config("hierdec-mel_16bar").max_seq_len == 256
 
@@ -146,7 +151,9 @@ def test_get_config_overrides_and_rejects_bad_keys():
     with pytest.raises(ValueError, match="unknown config"):
         get_config("no-such-model")
     with pytest.raises(ValueError, match="inverse_sigmoid"):
-        get_config("cat-mel_2bar_cpu", {"sampling_rate": 0.5})
+        get_config("cat-mel_2bar_small", {"sampling_rate": 0.5})
+    with pytest.raises(ValueError, match="constant"):
+        get_config("cat-mel_2bar_cpu", {"sampling_rate": 1.5})
 
 
 def test_config_coercion_follows_the_field_types():

@@ -297,8 +297,16 @@ _PAPER: dict[str, dict[str, Any]] = {
 # z (the flat one reconstructs better without it), and warms its learning rate up over 800
 # steps, which keeps its early loss spike away.
 # Both encode each bar on its own and then the 16 bars, as magenta's hier-* configs do.
+# The 2-bar variants train teacher-forced (no scheduled sampling): at equal minutes they decode
+# better greedily, since stepping through time made each step 1.7x slower (experiments, 20).
 _CPU_2BAR = dict(
-    enc_rnn_size=[128], dec_rnn_size=[128, 128], z_size=64, batch_size=64, learning_rate=3e-3
+    enc_rnn_size=[128],
+    dec_rnn_size=[128, 128],
+    z_size=64,
+    batch_size=64,
+    learning_rate=3e-3,
+    sampling_schedule="constant",
+    sampling_rate=0.0,
 )
 _CPU_16BAR = dict(
     enc_rnn_size=[96],

@@ -293,10 +293,11 @@ class CoreDecoder(nn.Module):
         # The coins do not depend on the outputs, so they are drawn up front; only the rows that
         # use their own output are sampled, and the heads run once over all steps afterwards.
         own = torch.rand(prev.shape[:2], device=prev.device, generator=generator) < probability
+        own[:, 0] = False  # step 0 has no output of its own to feed back
         tops: list[Tensor] = []
         for t in range(prev.shape[1]):
             token = prev[:, t]
-            rows = own[:, t].nonzero().squeeze(-1) if t > 0 else own.new_empty(0, dtype=torch.long)
+            rows = own[:, t].nonzero().squeeze(-1)
             if rows.numel():
                 with torch.no_grad():
                     last = tops[-1][rows]

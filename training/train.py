@@ -307,7 +307,7 @@ def _train(
         while True:
             done = run.step >= cfg.max_steps or out_of_time
 
-            # Evaluate and checkpoint (rank 0 only): every checkpoint_every steps and at the end.
+            # Every checkpoint_every steps and at the end: all ranks evaluate, rank 0 checkpoints.
             due = done or (run.step > started_at and run.step % cfg.checkpoint_every == 0)
             if due:
                 scores = evaluate(model, eval_data, cfg, run.step, rt.device, rt)
