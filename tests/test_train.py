@@ -17,6 +17,7 @@ import torch
 import yaml
 from mlflow import MlflowClient
 
+from training import generate
 from training.checkpoint import (
     config_mismatch,
     load_checkpoint,
@@ -252,6 +253,59 @@ def test_model_file_holds_the_best_checkpoint_when_a_run_degrades(tiny_datasets,
         resume=True,
     )
     assert resumed["model_step"] == 6
+
+
+def test_a_fitted_prior_draws_codes_where_the_training_windows_codes_lie(tiny_datasets, tmp_path):
+    """`prior: fitted`: model.pt carries one Gaussian matched to the aggregate posterior of the
+    training windows under the kept weights, and every sampler draws from it."""
+    folder = dataset(tiny_datasets, "mel_2bar")
+    settings = {"max_steps": 12, "checkpoint_every": 6, "free_bits": 0, "max_beta": 0.02}
+    cfg = get_config("cat-mel_2bar_tiny", {**settings, "prior": "fitted"})
+    metrics = quiet_train(cfg, tmp_path / "fitted", folder)
+    model, _ = load_model(tmp_path / "fitted" / "model.pt")
+    windows = load_split(folder, "train", cfg.tracks, cfg.num_bars, limit=cfg.prior_fit_examples)
+    mu, sigma = generate.encode_posterior(model, windows)
+    variance = mu.var(0) + (sigma**2).mean(0)
+    z = generate.sample_prior(model, 20_000, seed=3).double()
+    assert torch.allclose(z.mean(0), mu.mean(0).double(), atol=0.03)
+    assert torch.allclose(z.var(0), variance.double(), rtol=0.06)
+    assert (variance - 1).abs().min() > 0.2  # so N(0, I) would not match
+    assert metrics["prior_sd_median"] == pytest.approx(float(variance.sqrt().median()), rel=1e-3)
+    assert generate.sample(model, 2, temperature=0.5, seed=0)[1].shape == (2, 32, 1)
+    # The standard prior draws N(0, I) exactly, and its model.pt holds no prior at all.
+    quiet_train(get_config("cat-mel_2bar_tiny", settings), tmp_path / "standard", folder)
+    standard, _ = load_model(tmp_path / "standard" / "model.pt")
+    assert "prior_loc" not in read_model_file(tmp_path / "standard" / "model.pt")["state_dict"]
+    eps = torch.randn(5, cfg.z_size, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(generate.sample_prior(standard, 5, seed=3), eps)
+    for bad in ({"prior": "uniform"}, {"prior_fit_examples": 1}):
+        with pytest.raises(ValueError, match="prior"):
+            get_config("cat-mel_2bar_tiny", bad)
+
+
+def test_a_fitted_prior_keeps_the_codes_correlations(tiny_datasets):
+    """Codes whose dimensions move together are drawn moving together, off the origin."""
+    from training.latent_prior import fit_prior
+
+    cfg = get_config("cat-mel_2bar_tiny", {"prior": "fitted"})
+    torch.manual_seed(0)
+    model = MusicVAE(cfg)
+    with torch.no_grad():  # dimension 1 copies dimension 0, and the codes move off the origin
+        model.to_mu.weight.normal_(0.0, 3.0)
+        model.to_mu.weight[1] = model.to_mu.weight[0]
+        model.to_mu.bias.fill_(2.0)
+    folder = dataset(tiny_datasets, "mel_2bar")
+    windows = load_split(folder, "train", cfg.tracks, cfg.num_bars, limit=512)
+    fit_prior(model, windows)
+    mu, sigma = generate.encode_posterior(model, windows)
+    z = generate.sample_prior(model, 20_000, seed=0).double()
+    codes = torch.cov(mu[:, :2].T.double())
+    assert codes[0, 1] > 0.1
+    assert float(torch.cov(z[:, :2].T)[0, 1]) == pytest.approx(float(codes[0, 1]), rel=0.06)
+    assert torch.allclose(z.mean(0), mu.mean(0).double(), atol=0.1)
+    assert z.mean(0).abs().median() > 1.0
+    with pytest.raises(ValueError, match="not 'fitted'"):
+        fit_prior(MusicVAE(get_config("cat-mel_2bar_tiny")), windows)
 
 
 # ---------------------------------------------------------------------------------------------

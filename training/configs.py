@@ -46,6 +46,7 @@ from pipelines.representation import STEPS_PER_BAR, TRACKS, TrackSpec
 SAMPLING_SCHEDULES = ("constant", "inverse_sigmoid", "exponential")
 DECODERS = ("flat", "hierarchical")
 CONDUCTOR_INPUTS = ("zeros", "z")
+PRIORS = ("standard", "fitted")
 
 
 @dataclass
@@ -72,6 +73,11 @@ class Config:
     free_bits: float = 0.0
     max_beta: float = 1.0
     beta_rate: float = 0.0
+    # Where new codes come from: "standard" N(0, I) (magenta) or "fitted", a full-covariance
+    # Gaussian fitted to the codes of `prior_fit_examples` training windows once training ends:
+    # with a small β the codes leave N(0, I), and its draws land where the decoder never was.
+    prior: str = "standard"
+    prior_fit_examples: int = 4096
     # Optimisation (magenta's defaults).
     batch_size: int = 512
     learning_rate: float = 1e-3
@@ -204,6 +210,10 @@ def _validated(cfg: Config) -> Config:
         raise ValueError("dec_input_dropout must be in [0, 1)")
     if cfg.bag_of_notes_weight < 0:
         raise ValueError("bag_of_notes_weight must be >= 0")
+    if cfg.prior not in PRIORS:
+        raise ValueError(f"prior {cfg.prior!r} not in {PRIORS}")
+    if cfg.prior_fit_examples < 2:
+        raise ValueError("prior_fit_examples must be at least 2")
     if cfg.precision not in ("auto", "bf16", "fp32"):
         raise ValueError(f"precision {cfg.precision!r} not in ('auto', 'bf16', 'fp32')")
     return cfg

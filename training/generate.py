@@ -114,11 +114,12 @@ def decode(
 
 @torch.no_grad()
 def sample_prior(model: torch.nn.Module, n: int, *, seed: int | None = 0) -> torch.Tensor:
-    """``n`` latent codes ``[n, Z]`` drawn from the prior N(0, I)."""
+    """``n`` latent codes ``[n, Z]`` drawn from the model's prior (N(0, I) or a fitted one)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    return torch.randn(n, latent_size(model), generator=generator)
+    eps = torch.randn(n, latent_size(model), generator=generator)
+    return model.prior_codes(eps)
 
 
 def sample(

@@ -496,6 +496,11 @@ class MusicVAE(nn.Module):
             nn.init.zeros_(dense.bias)
         decoder_cls = HierarchicalDecoder if cfg.decoder == "hierarchical" else FlatDecoder
         self.decoder = decoder_cls(cfg)
+        if cfg.prior == "fitted":
+            # N(loc, L L^T), set by training/latent_prior.py once training ends; a standard-prior
+            # model has no such buffers, so its model.pt is what it was before the option.
+            self.register_buffer("prior_loc", torch.zeros(cfg.z_size))
+            self.register_buffer("prior_scale_tril", torch.eye(cfg.z_size))
 
     def check_tokens(self, x: Tensor) -> None:
         """Raise ValueError unless x is a [B, max_seq_len, K] integer tensor of valid tokens."""
@@ -551,11 +556,18 @@ class MusicVAE(nn.Module):
         """Free-running decode of z [B, z_size] -> tokens [B, T, K] (greedy at temperature 0)."""
         return self.decoder.sample(z, temperature, generator)
 
+    def prior_codes(self, eps: Tensor) -> Tensor:
+        """Codes of the model's prior from standard-normal draws eps [B, z_size]."""
+        if self.cfg.prior == "standard":
+            return eps
+        loc, scale_tril = self.prior_loc.to(eps), self.prior_scale_tril.to(eps)
+        return loc + eps @ scale_tril.T
+
     @torch.no_grad()
     def sample(
         self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None
     ) -> Tensor:
-        """n sequences decoded from z drawn from the prior N(0, I)."""
+        """n sequences decoded from z drawn from the model's prior (cfg.prior)."""
         device = self.to_mu.weight.device
-        z = torch.randn(n, self.cfg.z_size, device=device, generator=generator)
-        return self.decode(z, temperature, generator)
+        eps = torch.randn(n, self.cfg.z_size, device=device, generator=generator)
+        return self.decode(self.prior_codes(eps), temperature, generator)

@@ -11,7 +11,8 @@ Outputs, in --out (default models/<model>):
 - checkpoints/last.pt every `checkpoint_every` steps and at the end (resume state);
 - checkpoints/best.pt: the checkpoint whose weights scored the lowest loss on the eval split;
 - model.pt: those best weights (or, with `keep_best: false`, the last step's) + resolved config
-  (training.checkpoint.load_model); its `step` says which step's weights they are;
+  (training.checkpoint.load_model); its `step` says which step's weights they are; with
+  `prior: fitted`, the Gaussian fitted to those weights' codes of training windows;
 - train_metrics.json: final training metrics, the eval-split score (teacher forced, z = mu) of
   model.pt's weights and, as `last_step_eval_*`, of the last step's.
 
@@ -59,7 +60,7 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 
 from training import checkpoint as ckpt
-from training import tracking
+from training import latent_prior, tracking
 from training.configs import Config, get_config, params_overrides, parse_set
 from training.data import BatchStream, load_split
 from training.distributed import (
@@ -362,7 +363,9 @@ def _train(
     total_seconds = clock.elapsed()
     metrics: dict[str, Any] = {}
     if rt.is_main:
-        metrics = _finish(model, cfg, run, scores, len(eval_data), out_dir, tracker, total_seconds)
+        metrics = _finish(
+            model, cfg, run, scores, len(eval_data), out_dir, dataset_dir, tracker, total_seconds
+        )
     barrier(rt)
     return metrics
 
@@ -406,10 +409,12 @@ def _finish(
     last_scores: dict[str, float],
     eval_examples: int,
     out_dir: Path,
+    dataset_dir: str,
     tracker: tracking.RunTracker,
     train_seconds: float,
 ) -> dict[str, Any]:
-    """Write model.pt (best.pt's weights unless keep_best is off) and train_metrics.json."""
+    """Write model.pt (best.pt's weights unless keep_best is off, with its fitted prior where
+    cfg.prior is "fitted") and train_metrics.json."""
     model_step, model_scores = run.step, last_scores
     best_path = out_dir / "checkpoints" / "best.pt"
     if cfg.keep_best and run.best and run.best["step"] != run.step:
@@ -419,6 +424,10 @@ def _finish(
             model.load_state_dict(kept["state_dict"])
             model_step = run.best["step"]
             model_scores = {k: v for k, v in run.best.items() if k != "step"}
+    prior: dict[str, float] = {}
+    if cfg.prior == "fitted":
+        fit = load_split(dataset_dir, "train", cfg.tracks, cfg.num_bars, cfg.prior_fit_examples)
+        prior = latent_prior.fit_prior(model, fit)
     logged = run.train_metrics
     metrics: dict[str, Any] = {
         "step": run.step,
@@ -430,6 +439,7 @@ def _finish(
         "eval_examples": eval_examples,
         **model_scores,
         **{f"last_step_{k}": v for k, v in last_scores.items()},
+        **prior,
     }
     tracker.log_metrics({"model_step": float(model_step)}, run.step)
     out_dir.mkdir(parents=True, exist_ok=True)
