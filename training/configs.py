@@ -332,7 +332,8 @@ _CPU_16BAR = dict(
 # NLL); the fitted prior keeps samples where those codes lie (experiments, 22).
 _CPU_16BAR_KL = dict(free_bits=0, max_beta=0.02, prior="fitted")
 _CPU: dict[str, tuple[str, dict[str, Any]]] = {
-    "cat-mel_2bar_cpu": ("cat-mel_2bar_small", dict(_CPU_2BAR)),
+    # its codes spread over 0.45 of N(0, I): 72 % of N(0, I)'s samples were leaps (experiments, 22)
+    "cat-mel_2bar_cpu": ("cat-mel_2bar_small", dict(_CPU_2BAR, prior="fitted")),
     "cat-drums_2bar_cpu": ("cat-drums_2bar_small", dict(_CPU_2BAR)),
     "flat-mel_16bar_cpu": ("flat-mel_16bar", dict(_CPU_16BAR, **_CPU_16BAR_KL)),
     "hierdec-mel_16bar_cpu": (
