@@ -50,6 +50,9 @@ class CopyingVAE(nn.Module):
     def decode(self, z, temperature=0.0, generator=None):
         return z.round().clamp(0, self.num_classes - 1).long().unsqueeze(-1)
 
+    def prior_codes(self, eps):
+        return eps  # the standard prior N(0, I)
+
 
 def test_identity_model_reconstructs_perfectly_and_the_prior_does_not():
     tokens = np.random.default_rng(0).integers(0, 90, size=(20, 32, 1))
